@@ -1,0 +1,477 @@
+// Shared harness for the container tests: engine discovery, one image build per build-context
+// hash, the security options from compose.yaml, free ports, an smtp-sink upstream and
+// container helpers. Everything runs with host networking and talks to 127.0.0.1 only.
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import { join, resolve } from 'node:path';
+import type { TestContext } from 'node:test';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { parse as parseYaml } from 'yaml';
+import { startNpmMirror } from './npm-mirror.ts';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const execFileP = promisify(execFile);
+const LABEL = 'relaybox.test';
+
+export function log(message: string): void {
+  process.stderr.write(`# [container] ${message}\n`);
+}
+
+// ------------------------------------------------------------------ engine
+
+let enginePromise: Promise<{ docker: Docker } | { reason: string }> | undefined;
+
+async function findEngine(): Promise<{ docker: Docker } | { reason: string }> {
+  const docker = new Docker();
+  try {
+    await docker.ping();
+    return { docker };
+  } catch (first) {
+    // docker/engine.sh starts dockerd when we are root and it is installed.
+    const r = spawnSync('bash', [join(ROOT, 'docker/engine.sh')], { encoding: 'utf8', timeout: 90_000 });
+    if (r.status === 0) {
+      try {
+        await docker.ping();
+        return { docker };
+      } catch (err) {
+        return { reason: `engine.sh succeeded but the engine is unreachable: ${(err as Error).message}` };
+      }
+    }
+    const why = (r.stderr || r.error?.message || '').trim().split('\n').pop() || `engine.sh exited ${r.status}`;
+    return { reason: `${(first as Error).message}; ${why}` };
+  }
+}
+
+/**
+ * The Docker client, or undefined after calling t.skip() with the reason when no engine is
+ * reachable and none can be started here.
+ */
+export async function engineOrSkip(t: TestContext): Promise<Docker | undefined> {
+  enginePromise ??= findEngine();
+  const found = await enginePromise;
+  if ('docker' in found) return found.docker;
+  const reason = `no Docker engine: ${found.reason}`;
+  log(`skipped: ${reason}`);
+  t.skip(reason);
+  return undefined;
+}
+
+// ------------------------------------------------------------------- image
+
+/** Files of the build context (what .dockerignore lets through), relative to ROOT. */
+export function buildContextFiles(): string[] {
+  const files = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json'];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) walk(path);
+      else if (!(dir.startsWith('src') && entry.name.endsWith('.test.ts'))) files.push(path);
+    }
+  };
+  walk('src');
+  walk('docker/rootfs');
+  return files;
+}
+
+export function buildContextHash(): string {
+  const hash = createHash('sha256');
+  for (const file of buildContextFiles()) {
+    const full = join(ROOT, file);
+    hash.update(`${file}\0${statSync(full).mode & 0o111 ? 'x' : '-'}\0`);
+    hash.update(readFileSync(full));
+    hash.update('\0');
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+const CACHE = process.env.RELAYBOX_CACHE ?? join(os.homedir(), '.cache/relaybox');
+
+async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const lock = join(os.tmpdir(), `${name}.lock`);
+  const deadline = Date.now() + 40 * 60_000;
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 30 * 60_000) rmSync(lock, { recursive: true, force: true });
+      } catch {
+        /* gone already */
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The image for the current build context, tagged relaybox:test-<hash>: built once, reused by every
+ * test file and every later run while src/, the Dockerfile and the lockfile are unchanged.
+ */
+export async function ensureImage(docker: Docker): Promise<string> {
+  const tag = `relaybox:test-${buildContextHash()}`;
+  const present = async () => docker.getImage(tag).inspect().then(() => true, () => false);
+  if (await present()) return tag;
+  return withLock('relaybox-image-build', async () => {
+    if (await present()) return tag;
+    if (!existsSync(join(ROOT, 'src/cli.ts'))) throw new Error('src/cli.ts is missing: nothing to build');
+    const started = Date.now();
+    const base = spawnSync('bash', [join(ROOT, 'docker/base-image.sh')], { stdio: ['ignore', 'inherit', 'inherit'], timeout: 20 * 60_000 });
+    if (base.status !== 0) throw new Error(`docker/base-image.sh failed (exit ${base.status})`);
+    const mirror = await startNpmMirror();
+    mkdirSync(CACHE, { recursive: true });
+    const logFile = join(CACHE, `build-${tag.split(':')[1]}.log`);
+    let output = '';
+    try {
+      log(`building ${tag} (npm through ${mirror.url}; log: ${logFile})`);
+      const stream = await docker.buildImage(
+        { context: ROOT, src: buildContextFiles() },
+        { t: tag, networkmode: 'host', rm: true, forcerm: true, buildargs: { NPM_CONFIG_REGISTRY: mirror.url } },
+      );
+      await new Promise<void>((resolvePromise, reject) => {
+        docker.modem.followProgress(
+          stream,
+          (err: Error | null) => (err ? reject(err) : resolvePromise()),
+          (event: { stream?: string; error?: string; errorDetail?: { message?: string } }) => {
+            if (event.stream) output += event.stream;
+            if (event.error) output += `ERROR: ${event.error}\n`;
+          },
+        );
+      });
+    } catch (err) {
+      writeFileSync(logFile, output);
+      throw new Error(`image build failed: ${(err as Error).message}\n${output.split('\n').slice(-30).join('\n')}`);
+    } finally {
+      await mirror.close();
+    }
+    writeFileSync(logFile, output);
+    if (!(await present())) throw new Error(`image build did not produce ${tag}:\n${output.split('\n').slice(-30).join('\n')}`);
+    log(`built ${tag} in ${Math.round((Date.now() - started) / 1000)} s`);
+    return tag;
+  });
+}
+
+// ------------------------------------------------------- compose security
+
+export interface ComposeService {
+  cap_drop?: string[];
+  cap_add?: string[];
+  security_opt?: string[];
+  read_only?: boolean;
+  tmpfs?: string[] | string;
+  stop_grace_period?: string;
+  stop_signal?: string;
+  volumes?: string[];
+  ports?: string[];
+  environment?: Record<string, string>;
+  env_file?: string | string[];
+  healthcheck?: { test?: string[] };
+  [key: string]: unknown;
+}
+
+export function composeService(): ComposeService {
+  const doc = parseYaml(readFileSync(join(ROOT, 'compose.yaml'), 'utf8')) as { services: Record<string, ComposeService> };
+  const service = doc.services.relaybox;
+  if (!service) throw new Error('compose.yaml has no service "relaybox"');
+  return service;
+}
+
+/** Compose duration ("20s", "1m30s") in seconds. */
+export function durationSeconds(value: string | undefined, fallback: number): number {
+  if (!value) return fallback;
+  let total = 0;
+  for (const [, n, unit] of value.matchAll(/(\d+(?:\.\d+)?)(h|ms|m|s|us|ns)/g)) {
+    const k = { h: 3600, m: 60, s: 1, ms: 1e-3, us: 1e-6, ns: 1e-9 }[unit as 'h'];
+    total += Number(n) * k;
+  }
+  return total;
+}
+
+/** The HostConfig security options of compose.yaml's relaybox service. */
+export function composeHostConfig(opts: { dropCap?: string } = {}): Docker.HostConfig & { stopTimeout: number } {
+  const s = composeService();
+  const tmpfs: Record<string, string> = {};
+  for (const entry of typeof s.tmpfs === 'string' ? [s.tmpfs] : s.tmpfs ?? []) {
+    const [path, options = ''] = entry.split(/:(.*)/s);
+    tmpfs[path!] = options;
+  }
+  return {
+    CapDrop: s.cap_drop ?? [],
+    CapAdd: (s.cap_add ?? []).filter((c) => c !== opts.dropCap),
+    SecurityOpt: s.security_opt ?? [],
+    ReadonlyRootfs: s.read_only === true,
+    Tmpfs: tmpfs,
+    stopTimeout: durationSeconds(s.stop_grace_period, 10),
+  };
+}
+
+// ------------------------------------------------------------------- ports
+
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  const ports: number[] = [];
+  try {
+    while (ports.length < count) {
+      const server = net.createServer();
+      await new Promise<void>((r, j) => server.once('error', j).listen(0, '127.0.0.1', () => r()));
+      servers.push(server);
+      ports.push((server.address() as net.AddressInfo).port);
+    }
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+  return ports;
+}
+
+export interface Ports {
+  smtp: number;
+  submission: number;
+  submissions: number;
+  imap: number;
+  imaps: number;
+  http: number;
+}
+
+export async function relayboxPorts(): Promise<Ports> {
+  const [smtp, submission, submissions, imap, imaps, http] = (await freePorts(6)) as [number, number, number, number, number, number];
+  return { smtp, submission, submissions, imap, imaps, http };
+}
+
+// ------------------------------------------------------------------- users
+
+export const USER = 'alice@relaybox.test';
+export const PASSWORD = 'correct horse battery staple';
+
+let hashCache: string | undefined;
+/** A {SHA512-CRYPT} hash made on the host (doveadm when present, else openssl). */
+export function userHash(): string {
+  if (hashCache) return hashCache;
+  let r = spawnSync('doveadm', ['-O', 'pw', '-s', 'SHA512-CRYPT', '-p', PASSWORD], { encoding: 'utf8' });
+  if (r.status === 0 && r.stdout.trim().startsWith('{SHA512-CRYPT}')) {
+    hashCache = r.stdout.trim();
+  } else {
+    r = spawnSync('openssl', ['passwd', '-6', '-stdin'], { input: `${PASSWORD}\n`, encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`cannot hash a password: ${r.stderr}`);
+    hashCache = `{SHA512-CRYPT}${r.stdout.trim()}`;
+  }
+  return hashCache;
+}
+
+export function relayboxEnv(ports: Ports, sinkPort: number, extra: Record<string, string> = {}): string[] {
+  const env: Record<string, string> = {
+    MAIL_HOSTNAME: 'mail.relaybox.test',
+    MAIL_DOMAINS: 'relaybox.test',
+    MAIL_USERS: `${USER}:${userHash()}`,
+    RELAY_HOST: `[127.0.0.1]:${sinkPort}`,
+    BIND_ADDRESS: '127.0.0.1',
+    PORT_SMTP: String(ports.smtp),
+    PORT_SUBMISSION: String(ports.submission),
+    PORT_SUBMISSIONS: String(ports.submissions),
+    PORT_IMAP: String(ports.imap),
+    PORT_IMAPS: String(ports.imaps),
+    PORT_HTTP: String(ports.http),
+    LOG_LEVEL: 'info',
+    ...extra,
+  };
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+// -------------------------------------------------------------- smtp-sink
+
+/** Postfix's smtp-sink on 127.0.0.1 as the upstream smarthost; one file per received message. */
+export class Sink {
+  readonly dir: string;
+  readonly port: number;
+  private child: ChildProcess | undefined;
+
+  constructor(port: number) {
+    this.port = port;
+    this.dir = mkdtempSync(join(os.tmpdir(), 'relaybox-sink-'));
+  }
+
+  async start(): Promise<void> {
+    if (this.child) return;
+    const bin = ['/usr/sbin/smtp-sink', '/usr/lib/postfix/sbin/smtp-sink'].find(existsSync) ?? 'smtp-sink';
+    const args = [...(process.getuid?.() === 0 ? ['-u', 'root'] : []), '-d', `${this.dir}/%Y%m%d%H/%M.`, `127.0.0.1:${this.port}`, '100'];
+    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    this.child = child;
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`smtp-sink exited ${child.exitCode}: ${stderr}`);
+      const ok = await new Promise<boolean>((r) => {
+        const s = net.connect({ host: '127.0.0.1', port: this.port }, () => (s.destroy(), r(true)));
+        s.once('error', () => r(false));
+      });
+      if (ok) return;
+      await sleep(100);
+    }
+    throw new Error(`smtp-sink did not listen on ${this.port}: ${stderr}`);
+  }
+
+  async stop(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return;
+    await new Promise<void>((r) => {
+      child.once('exit', () => r());
+      child.kill('SIGTERM');
+    });
+  }
+
+  /** Contents of every message file received so far. */
+  messages(): string[] {
+    const out: string[] = [];
+    const walk = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) walk(p);
+        else out.push(readFileSync(p, 'latin1'));
+      }
+    };
+    walk(this.dir);
+    return out;
+  }
+
+  count(marker: string): number {
+    return this.messages().filter((m) => m.includes(marker)).length;
+  }
+
+  async waitFor(markers: string[], timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (markers.every((m) => this.count(m) > 0)) return true;
+      await sleep(500);
+    }
+    return markers.every((m) => this.count(m) > 0);
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+// --------------------------------------------------------------- containers
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function createVolume(docker: Docker): Promise<string> {
+  const name = `relaybox-test-${randomBytes(4).toString('hex')}`;
+  await docker.createVolume({ Name: name, Labels: { [LABEL]: '1' } });
+  return name;
+}
+
+export async function startRelaybox(
+  docker: Docker,
+  image: string,
+  opts: { env: string[]; volume: string; dropCap?: string; name?: string },
+): Promise<Docker.Container> {
+  const { stopTimeout, ...security } = composeHostConfig({ dropCap: opts.dropCap });
+  const container = await docker.createContainer({
+    Image: image,
+    name: opts.name ?? `relaybox-test-${randomBytes(4).toString('hex')}`,
+    Env: opts.env,
+    Labels: { [LABEL]: '1' },
+    StopTimeout: stopTimeout,
+    HostConfig: {
+      ...security,
+      NetworkMode: 'host',
+      Binds: [`${opts.volume}:/var/lib/relaybox`],
+    },
+  });
+  await container.start();
+  return container;
+}
+
+export async function containerLogs(container: Docker.Container): Promise<string> {
+  const buf = (await container.logs({ stdout: true, stderr: true, follow: false })) as unknown as Buffer;
+  // Demultiplex the 8-byte-header frames (no TTY).
+  let out = '';
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    out += buf.subarray(i + 8, i + 8 + size).toString('utf8');
+    i += 8 + size;
+  }
+  return out;
+}
+
+export async function httpStatus(port: number, path: string): Promise<number | string> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(3000) });
+    await res.arrayBuffer();
+    return res.status;
+  } catch (err) {
+    return ((err as Error).cause as { code?: string } | undefined)?.code ?? (err as Error).message;
+  }
+}
+
+/** Waits for GET /ready to answer 200; fails early, with the logs, if the container exits. */
+export async function waitReady(container: Docker.Container, httpPort: number, timeoutMs = 60_000): Promise<number> {
+  const started = Date.now();
+  let last: number | string = '';
+  while (Date.now() - started < timeoutMs) {
+    last = await httpStatus(httpPort, '/ready');
+    if (last === 200) return Date.now() - started;
+    const state = (await container.inspect()).State;
+    if (!state.Running) {
+      throw new Error(`container exited (code ${state.ExitCode}) before /ready:\n${await containerLogs(container)}`);
+    }
+    await sleep(250);
+  }
+  throw new Error(`/ready not 200 after ${timeoutMs} ms (last: ${last}); logs:\n${(await containerLogs(container)).slice(-6000)}`);
+}
+
+export async function execIn(container: Docker.Container, cmd: string[]): Promise<{ code: number; output: string }> {
+  const exec = await container.exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+  const stream = await exec.start({ hijack: true, stdin: false });
+  const chunks: Buffer[] = [];
+  await new Promise<void>((r) => {
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => r());
+    stream.on('close', () => r());
+  });
+  const buf = Buffer.concat(chunks);
+  let output = '';
+  let i = 0;
+  while (i + 8 <= buf.length) {
+    const size = buf.readUInt32BE(i + 4);
+    output += buf.subarray(i + 8, i + 8 + size).toString('utf8');
+    i += 8 + size;
+  }
+  const info = await exec.inspect();
+  return { code: info.ExitCode ?? -1, output };
+}
+
+export async function removeContainer(container: Docker.Container | undefined): Promise<void> {
+  if (!container) return;
+  await container.remove({ force: true, v: false }).catch(() => undefined);
+}
+
+export async function removeVolume(docker: Docker, name: string | undefined): Promise<void> {
+  if (!name) return;
+  await docker.getVolume(name).remove().catch(() => undefined);
+}
+
+/** Runs a command on the host; resolves with exit code and output (never throws). */
+export async function host(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<{ code: number; output: string }> {
+  try {
+    const { stdout, stderr } = await execFileP(cmd, args, { cwd: opts.cwd, encoding: 'utf8' });
+    return { code: 0, output: stdout + stderr };
+  } catch (err) {
+    const e = err as { code?: number | string; stdout?: string; stderr?: string; message: string };
+    return { code: typeof e.code === 'number' ? e.code : 127, output: (e.stdout ?? '') + (e.stderr ?? '') || e.message };
+  }
+}
