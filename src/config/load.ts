@@ -1,0 +1,65 @@
+// env -> validated Config, or one error line per problem naming the variable (secrets masked).
+import type { z } from 'zod';
+import { envDocs, envSchema, envVariables, type Config, type EnvDoc } from './schema.ts';
+
+export type Env = Record<string, string | undefined>;
+
+export type LoadResult =
+  | { ok: true; config: Config; warnings: string[] }
+  | { ok: false; errors: string[] };
+
+/** The documentation registered for each variable, found on the schema or the one it wraps. */
+export function envReference(): Array<{ name: string } & EnvDoc> {
+  return Object.entries(envVariables.shape).map(([name, schema]) => {
+    const doc = findDoc(schema as z.ZodType);
+    if (!doc) throw new Error(`${name} has no documentation in the schema`);
+    return { name, ...doc };
+  });
+}
+
+function findDoc(schema: z.ZodType | undefined): EnvDoc | undefined {
+  if (!schema) return undefined;
+  const own = envDocs.get(schema);
+  if (own?.description) return own;
+  const def = schema.def as unknown as Record<string, z.ZodType | undefined>;
+  return findDoc(def.in) ?? findDoc(def.innerType) ?? findDoc(def.out);
+}
+
+export const SECRET_VARIABLES: ReadonlySet<string> = new Set(envReference().filter((v) => v.secret).map((v) => v.name));
+
+function shown(variable: string, value: unknown): string {
+  if (SECRET_VARIABLES.has(variable)) return '';
+  if (typeof value !== 'string') return '';
+  const text = value.length > 80 ? `${value.slice(0, 77)}...` : value;
+  return `=${JSON.stringify(text)}`;
+}
+
+export function loadConfig(env: Env): LoadResult {
+  const known = Object.fromEntries(envReference().map(({ name }) => [name, env[name] === undefined ? undefined : env[name]]));
+  const parsed = envSchema.safeParse(known, { reportInput: true });
+  if (!parsed.success) {
+    const errors = parsed.error.issues.map((issue) => {
+      const variable = String(issue.path[0] ?? 'environment');
+      const value = issue.input === undefined || issue.input === '' ? known[variable] : issue.input;
+      return `${variable}${shown(variable, value)}: ${issue.message}`;
+    });
+    return { ok: false, errors: [...new Set(errors)] };
+  }
+  const config = parsed.data;
+  const warnings = config.users
+    .filter((user) => user.scheme === 'PLAIN')
+    .map((user) => `MAIL_USERS: ${user.address} uses {PLAIN}; store a hash instead (relaybox hash-password)`);
+  return { ok: true, config, warnings };
+}
+
+/** The config as check-config and /health may show it: every secret replaced. */
+export function maskedConfig(config: Config): unknown {
+  return {
+    ...config,
+    users: config.users.map((user) => ({ address: user.address, scheme: user.scheme, hash: '***' })),
+    relay: config.relay && {
+      ...config.relay,
+      credentials: config.relay.credentials && { username: config.relay.credentials.username, password: '***' },
+    },
+  };
+}

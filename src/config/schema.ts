@@ -1,0 +1,227 @@
+// The environment contract: every variable relaybox reads, its default, its documentation and its
+// validation. The Config type is inferred from this schema; README's reference is generated from it.
+import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { isIP } from 'node:net';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { z } from 'zod';
+import { parseCidr, parseDomain, parseRelayHost, parseUserEntry, splitList, splitUserEntries, type Parsed, type UserEntry } from './values.ts';
+
+export interface EnvDoc {
+  group: string;
+  description: string;
+  /** Shown as the default in the reference; also the value used when the variable is unset. */
+  default?: string;
+  /** Never printed: masked in errors, check-config output, logs and HTTP bodies. */
+  secret?: boolean;
+}
+
+export const envDocs = z.registry<EnvDoc>();
+
+type Ctx = z.core.$RefinementCtx;
+
+/** Adds an issue for a failed parse and returns z.NEVER, or returns the value. */
+function take<T>(result: Parsed<T>, ctx: Ctx, input: string): T {
+  if (result.ok) return result.value;
+  ctx.addIssue({ code: 'custom', message: result.message, input });
+  return z.NEVER;
+}
+
+/** The file's text, or undefined after adding an issue naming the problem. */
+function readText(path: string, ctx: Ctx): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    ctx.addIssue({ code: 'custom', message: `cannot read the file (${code}); give the path of a readable file`, input: path });
+    return undefined;
+  }
+}
+
+const text = (doc: EnvDoc) => z.string().default(doc.default ?? '').register(envDocs, doc);
+
+const port = (name: string, standard: number, what: string) =>
+  z
+    .string()
+    .trim()
+    .default(String(standard))
+    .transform((raw, ctx) => {
+      const value = Number(raw);
+      if (!/^\d{1,5}$/.test(raw) || value > 65535) {
+        ctx.addIssue({ code: 'custom', message: `a TCP port from 1 to 65535, or 0 to disable ${what}`, input: raw });
+        return z.NEVER;
+      }
+      return value;
+    })
+    .register(envDocs, { group: 'Ports', default: String(standard), description: `${what}; 0 disables it. (Named ${name}, not *_PORT, so Kubernetes service variables cannot collide.)` });
+
+function parseUsers(raw: string, ctx: Ctx): UserEntry[] {
+  return splitUserEntries(raw).flatMap((entry) => {
+    const parsed = parseUserEntry(entry);
+    if (parsed.ok) return [parsed.value];
+    ctx.addIssue({ code: 'custom', message: parsed.message, input: '' });
+    return [];
+  });
+}
+
+const usersList = z.string().default('').transform(parseUsers).register(envDocs, {
+  group: 'Users',
+  description:
+    'Accounts allowed to authenticate (SMTP AUTH and IMAP): entries `address:{SCHEME}hash` separated by spaces or newlines. Schemes: {ARGON2ID}, {ARGON2I}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT}; {PLAIN} works but is warned about. Make a hash with `relaybox hash-password`. A user may send only as their own address.',
+  secret: true,
+});
+
+const usersFile = z
+  .string()
+  .default('')
+  .transform((path, ctx) => parseUsers(path === '' ? '' : (readText(path, ctx) ?? ''), ctx))
+  .register(envDocs, {
+    group: 'Users',
+    description: 'Path of a file in the MAIL_USERS format (a Docker or Kubernetes secret); lines starting with # are comments. May be combined with MAIL_USERS; an address in both is an error.',
+  });
+
+const secretFile = (doc: EnvDoc) =>
+  text(doc).transform((path, ctx) => (path === '' ? undefined : readText(path, ctx)?.replace(/\r?\n$/, '')));
+
+const pemFile = (doc: EnvDoc, kind: 'certificate' | 'key') =>
+  text(doc).transform((path, ctx) => {
+    if (path === '') return undefined;
+    const pem = readText(path, ctx);
+    if (pem === undefined) return z.NEVER;
+    try {
+      if (kind === 'certificate') new X509Certificate(pem);
+      else createPrivateKey(pem);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not a PEM ${kind === 'certificate' ? 'certificate' : 'private key'}; give a PEM file`, input: path });
+      return z.NEVER;
+    }
+    return { path, pem };
+  });
+
+/** One entry per environment variable; the keys are the public interface. */
+export const envVariables = z.object({
+    MAIL_HOSTNAME: text({ group: 'Identity', description: 'Fully-qualified host name of this relay: SMTP banner, HELO name, TLS certificate name. Required.' }).transform((raw, ctx) => {
+      if (raw.trim() === '') {
+        ctx.addIssue({ code: 'custom', message: 'required: the fully-qualified host name of this relay, e.g. mail.example.com', input: raw });
+        return z.NEVER;
+      }
+      return take(parseDomain(raw), ctx, raw);
+    }),
+    MAIL_DOMAINS: text({ group: 'Identity', description: 'Comma-separated domains this box receives mail for on port 25 (delivered to local mailboxes). Empty = relay only.' }).transform((raw, ctx) => [
+      ...new Set(splitList(raw).map((item) => take(parseDomain(item), ctx, item))),
+    ]),
+    MAIL_USERS: usersList,
+    MAIL_USERS_FILE: usersFile,
+    RELAY_HOST: text({ group: 'Upstream', description: 'Smarthost for outgoing mail as `[host]:port` (no MX lookup) or `host:port`. Empty = deliver directly to the recipients\' MX hosts.' }).transform((raw, ctx) =>
+      raw.trim() === '' ? undefined : take(parseRelayHost(raw), ctx, raw),
+    ),
+    RELAY_USERNAME: text({ group: 'Upstream', description: 'SASL user name at the smarthost. With credentials set, TLS to the smarthost is required.' }),
+    RELAY_USERNAME_FILE: secretFile({ group: 'Upstream', description: 'File holding RELAY_USERNAME.' }),
+    RELAY_PASSWORD: text({ group: 'Upstream', description: 'SASL password at the smarthost.', secret: true }),
+    RELAY_PASSWORD_FILE: secretFile({ group: 'Upstream', description: 'File holding RELAY_PASSWORD (a Docker or Kubernetes secret).' }),
+    TRUSTED_NETWORKS: text({ group: 'Access', description: 'Comma-separated CIDRs whose clients may relay through port 25 without AUTH. Empty = nobody.' }).transform((raw, ctx) =>
+      splitList(raw).map((item) => take(parseCidr(item), ctx, item)),
+    ),
+    TLS_CERT_FILE: pemFile({ group: 'TLS', description: 'PEM certificate (chain) for SMTP and IMAP. Unset: a self-signed certificate for MAIL_HOSTNAME is generated once into STATE_DIR/tls and reused, with a warning at every start.' }, 'certificate'),
+    TLS_KEY_FILE: pemFile({ group: 'TLS', description: 'PEM private key matching TLS_CERT_FILE.' }, 'key'),
+    PORT_SMTP: port('PORT_SMTP', 25, 'SMTP for inbound mail to MAIL_DOMAINS (no AUTH)'),
+    PORT_SUBMISSION: port('PORT_SUBMISSION', 587, 'submission with STARTTLS required before AUTH'),
+    PORT_SUBMISSIONS: port('PORT_SUBMISSIONS', 465, 'submission with implicit TLS'),
+    PORT_IMAP: port('PORT_IMAP', 143, 'IMAP with STARTTLS required before login'),
+    PORT_IMAPS: port('PORT_IMAPS', 993, 'IMAP with implicit TLS'),
+    PORT_HTTP: port('PORT_HTTP', 8080, 'HTTP for /health and /ready'),
+    BIND_ADDRESS: text({ group: 'Ports', description: 'IP address every listener binds to. Empty = all addresses.' }).transform((raw, ctx) => {
+      const address = raw.trim();
+      if (address !== '' && isIP(address) === 0) {
+        ctx.addIssue({ code: 'custom', message: 'an IPv4 or IPv6 address such as 127.0.0.1, or empty for all addresses', input: raw });
+        return z.NEVER;
+      }
+      return address === '' ? undefined : address;
+    }),
+    STATE_DIR: text({ group: 'Storage', default: '/var/lib/relaybox', description: 'Where rendered configuration, the mail queue, mailboxes and the generated certificate live (a volume in the container).' }).transform((raw, ctx) => {
+      const dir = raw.replace(/\/+$/, '');
+      // Unix socket paths (queue/private/dovecot-lmtp and Dovecot's base_dir) must fit in 107 bytes.
+      if (!isAbsolute(dir) || dir.length > 64 || /[\s,=$"'\\]/.test(dir)) {
+        ctx.addIssue({ code: 'custom', message: 'an absolute directory path of at most 64 characters without spaces, commas, quotes, "=" or "$"', input: raw });
+        return z.NEVER;
+      }
+      return dir;
+    }),
+    MESSAGE_SIZE_LIMIT: text({ group: 'Limits', default: '26214400', description: 'Largest accepted message in bytes (Postfix message_size_limit).' }).transform((raw, ctx) => {
+      const value = Number(raw.trim());
+      if (!/^\d+$/.test(raw.trim()) || value < 1024 || value > 2 ** 31 - 1) {
+        ctx.addIssue({ code: 'custom', message: 'a whole number of bytes from 1024 to 2147483647', input: raw });
+        return z.NEVER;
+      }
+      return value;
+    }),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' })
+      .default('info')
+      .register(envDocs, { group: 'Logging', default: 'info', description: 'Minimum level of the JSON log lines on stdout.' }),
+    LOG_FORMAT: z
+      .enum(['json', 'pretty'], { error: 'json or pretty' })
+      .default('json')
+      .register(envDocs, { group: 'Logging', default: 'json', description: '`json`: one JSON object per line; `pretty`: human-readable lines.' }),
+  });
+
+export const envSchema = envVariables
+  .superRefine((env, ctx) => {
+    const seen = new Set<string>();
+    for (const [variable, list] of [['MAIL_USERS', env.MAIL_USERS], ['MAIL_USERS_FILE', env.MAIL_USERS_FILE]] as const) {
+      for (const user of list) {
+        if (seen.has(user.address)) ctx.addIssue({ code: 'custom', path: [variable], message: `${user.address} is defined more than once; each address once across MAIL_USERS and MAIL_USERS_FILE`, input: '' });
+        seen.add(user.address);
+      }
+    }
+    const both = (a: keyof typeof env, b: keyof typeof env) => {
+      if (env[a] && env[b]) ctx.addIssue({ code: 'custom', path: [b], message: `set either ${a} or ${b}, not both`, input: '' });
+    };
+    both('RELAY_USERNAME', 'RELAY_USERNAME_FILE');
+    both('RELAY_PASSWORD', 'RELAY_PASSWORD_FILE');
+    const hasUser = Boolean(env.RELAY_USERNAME || env.RELAY_USERNAME_FILE);
+    const hasPassword = Boolean(env.RELAY_PASSWORD || env.RELAY_PASSWORD_FILE);
+    if (hasUser !== hasPassword) ctx.addIssue({ code: 'custom', path: [hasUser ? 'RELAY_PASSWORD' : 'RELAY_USERNAME'], message: 'RELAY_USERNAME and RELAY_PASSWORD (or their _FILE forms) go together; set both or neither', input: '' });
+    if (hasUser && !env.RELAY_HOST) ctx.addIssue({ code: 'custom', path: ['RELAY_HOST'], message: 'required when relay credentials are set: the smarthost as [host]:port', input: '' });
+    if (Boolean(env.TLS_CERT_FILE) !== Boolean(env.TLS_KEY_FILE)) {
+      ctx.addIssue({ code: 'custom', path: [env.TLS_CERT_FILE ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'], message: 'TLS_CERT_FILE and TLS_KEY_FILE go together; set both or neither', input: '' });
+    } else if (env.TLS_CERT_FILE && env.TLS_KEY_FILE && !new X509Certificate(env.TLS_CERT_FILE.pem).checkPrivateKey(createPrivateKey(env.TLS_KEY_FILE.pem))) {
+      ctx.addIssue({ code: 'custom', path: ['TLS_KEY_FILE'], message: 'the key does not match the certificate in TLS_CERT_FILE', input: '' });
+    }
+    const ports = ['PORT_SMTP', 'PORT_SUBMISSION', 'PORT_SUBMISSIONS', 'PORT_IMAP', 'PORT_IMAPS', 'PORT_HTTP'] as const;
+    for (const [i, a] of ports.entries()) {
+      for (const b of ports.slice(i + 1)) {
+        if (env[a] !== 0 && env[a] === env[b]) ctx.addIssue({ code: 'custom', path: [b], message: `port ${env[b]} is also ${a}; every enabled listener needs its own port`, input: String(env[b]) });
+      }
+    }
+  })
+  .transform((env) => {
+    const relayUsername = env.RELAY_USERNAME || env.RELAY_USERNAME_FILE;
+    const relayPassword = env.RELAY_PASSWORD || env.RELAY_PASSWORD_FILE;
+    return {
+      hostname: env.MAIL_HOSTNAME,
+      domains: env.MAIL_DOMAINS,
+      users: [...env.MAIL_USERS, ...env.MAIL_USERS_FILE],
+      relay: env.RELAY_HOST && {
+        ...env.RELAY_HOST,
+        credentials: relayUsername && relayPassword ? { username: relayUsername, password: relayPassword } : undefined,
+      },
+      trustedNetworks: env.TRUSTED_NETWORKS,
+      tls: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE.path, keyFile: env.TLS_KEY_FILE.path } : undefined,
+      ports: {
+        smtp: env.PORT_SMTP,
+        submission: env.PORT_SUBMISSION,
+        submissions: env.PORT_SUBMISSIONS,
+        imap: env.PORT_IMAP,
+        imaps: env.PORT_IMAPS,
+        http: env.PORT_HTTP,
+      },
+      bindAddress: env.BIND_ADDRESS,
+      stateDir: env.STATE_DIR,
+      messageSizeLimit: env.MESSAGE_SIZE_LIMIT,
+      log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
+    };
+  });
+
+export type Config = z.output<typeof envSchema>;
+export type PortName = keyof Config['ports'];

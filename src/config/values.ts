@@ -1,0 +1,114 @@
+// Parsers for the small value languages the environment uses (domains, CIDRs, relay hosts, users).
+// Each returns either a value or a message saying what would be valid; the schema turns messages into issues.
+import { isIP } from 'node:net';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; message: string };
+
+const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
+const fail = <T>(message: string): Parsed<T> => ({ ok: false, message });
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** A DNS name with at least two labels, lowercased; no trailing dot. */
+export function parseDomain(raw: string): Parsed<string> {
+  const name = raw.trim().toLowerCase();
+  if (name.length === 0 || name.length > 253) return fail('a domain name such as example.com');
+  const labels = name.split('.');
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || /^\d+$/.test(labels.at(-1) ?? '')) {
+    return fail('a domain name such as example.com (letters, digits and hyphens, at least two labels, no trailing dot)');
+  }
+  return ok(name);
+}
+
+/** Splits a list on commas and/or whitespace, dropping empty items. */
+export function splitList(raw: string): string[] {
+  return raw.split(/[\s,]+/).filter((item) => item.length > 0);
+}
+
+export interface Cidr {
+  address: string;
+  prefix: number;
+  family: 4 | 6;
+}
+
+/** `192.0.2.0/24`, `2001:db8::/32`, or a bare address (a host route). */
+export function parseCidr(raw: string): Parsed<Cidr> {
+  const [address = '', prefixText, extra] = raw.split('/');
+  const family = isIP(address);
+  if (extra !== undefined || (family !== 4 && family !== 6)) {
+    return fail('CIDRs such as 192.0.2.0/24 or 2001:db8::/32, separated by commas');
+  }
+  const max = family === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!/^\d{1,3}$/.test(prefixText ?? String(max)) || prefix > max) {
+    return fail(`a prefix length from 0 to ${max} after the "/"`);
+  }
+  return ok({ address, prefix, family });
+}
+
+export interface HostPort {
+  host: string;
+  port: number;
+  /** true for `[host]`: connect to the host itself, no MX lookup (Postfix relayhost semantics). */
+  noMx: boolean;
+}
+
+/** `[host]:port`, `host:port`, `[host]` or `host`; port defaults to 25. */
+export function parseRelayHost(raw: string): Parsed<HostPort> {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d{1,5}))?$/.exec(raw.trim());
+  const expected = '[host]:port or host:port, e.g. [smtp.example.com]:587';
+  if (!match) return fail(expected);
+  const host = (match[1] ?? match[2] ?? '').toLowerCase();
+  const port = match[3] === undefined ? 25 : Number(match[3]);
+  if (port < 1 || port > 65535) return fail(`${expected}; the port must be 1-65535`);
+  if (isIP(host) === 0 && !parseDomain(host).ok && host !== 'localhost') return fail(`${expected}; "${host}" is not a host name or IP address`);
+  return ok({ host, port, noMx: match[1] !== undefined });
+}
+
+/** Password schemes Dovecot's passwd-file accepts here; PLAIN is allowed but warned about. */
+export const PASSWORD_SCHEMES = ['ARGON2ID', 'ARGON2I', 'BLF-CRYPT', 'SHA512-CRYPT', 'SHA256-CRYPT', 'PLAIN'] as const;
+
+export interface UserEntry {
+  address: string;
+  scheme: (typeof PASSWORD_SCHEMES)[number];
+  hash: string;
+}
+
+const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/i;
+
+/** A mailbox address `local@domain`, domain lowercased; no quoted or routed forms. */
+export function parseAddress(raw: string): Parsed<string> {
+  const at = raw.lastIndexOf('@');
+  if (at <= 0) return fail('an address such as alice@example.com');
+  const local = raw.slice(0, at);
+  const domain = parseDomain(raw.slice(at + 1));
+  if (!LOCAL_PART.test(local) || local.length > 64) return fail('an address such as alice@example.com (plain local part)');
+  if (!domain.ok) return fail(`an address such as alice@example.com: ${domain.message}`);
+  return ok(`${local.toLowerCase()}@${domain.value}`);
+}
+
+/** One `address:{SCHEME}hash` entry. Messages never repeat the hash. */
+export function parseUserEntry(entry: string): Parsed<UserEntry> {
+  const colon = entry.indexOf(':');
+  if (colon <= 0) return fail('entries of the form address:{SCHEME}hash, e.g. alice@example.com:{SHA512-CRYPT}$6$...');
+  const address = parseAddress(entry.slice(0, colon));
+  if (!address.ok) return fail(`"${entry.slice(0, colon)}" is not ${address.message}`);
+  const hash = entry.slice(colon + 1);
+  const scheme = /^\{([A-Z0-9-]+)\}/i.exec(hash)?.[1]?.toUpperCase();
+  const known = PASSWORD_SCHEMES.find((s) => s === scheme);
+  if (!known) {
+    const shown = scheme === undefined ? 'no {SCHEME} prefix' : `unknown scheme {${scheme}}`;
+    return fail(`${address.value}: ${shown}; valid: ${PASSWORD_SCHEMES.map((s) => `{${s}}`).join(', ')} (make one with: relaybox hash-password)`);
+  }
+  if (hash.length <= known.length + 2 || /[\s:]/.test(hash)) return fail(`${address.value}: the hash after {${known}} is empty or contains a colon or space`);
+  return ok({ address: address.value, scheme: known, hash });
+}
+
+/** Users text: entries separated by whitespace or newlines; `#` starts a comment line. */
+export function splitUserEntries(text: string): string[] {
+  return text
+    .split('\n')
+    .filter((line) => !line.trim().startsWith('#'))
+    .flatMap((line) => line.split(/\s+/))
+    .filter((item) => item.length > 0);
+}

@@ -1,0 +1,24 @@
+// /health (liveness) and /ready (readiness) for Docker and Kubernetes. Bodies carry state, never secrets.
+import Fastify from 'fastify';
+import type { Supervisor } from '../supervisor/supervisor.ts';
+
+export function buildHttpServer(supervisor: Supervisor) {
+  const app = Fastify({ logger: false });
+
+  app.get('/health', async (_request, reply) => {
+    const healthy = supervisor.healthy;
+    return reply.code(healthy ? 200 : 503).send({
+      status: healthy ? 'ok' : 'failed',
+      ...(supervisor.crashLoop ? { error: supervisor.crashLoop } : {}),
+      daemons: supervisor.status(),
+    });
+  });
+
+  app.get('/ready', async (_request, reply) => {
+    const ready = supervisor.ready;
+    const checks = Object.fromEntries(supervisor.checks.map(({ name }) => [name, supervisor.results.get(name) ?? { ok: false, error: 'not checked yet' }]));
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, daemons: supervisor.status() });
+  });
+
+  return app;
+}

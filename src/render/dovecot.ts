@@ -1,0 +1,88 @@
+// Pure renderer: Config -> dovecot.conf and the passwd-file (SASL for Postfix, IMAP, LMTP delivery).
+import type { RenderInput, RenderedFile } from './types.ts';
+import { instanceName, type StatePaths } from './paths.ts';
+import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
+
+export function renderDovecotConf({ config, tls, vmail }: RenderInput, paths: StatePaths): string {
+  const { imap, imaps } = config.ports;
+  const imapEnabled = imap > 0 || imaps > 0;
+  return `# Rendered by relaybox from the environment at every start; edits here are overwritten.
+base_dir = ${paths.dovecotBase}
+state_dir = ${paths.dovecotState}
+instance_name = ${instanceName(paths.stateDir)}
+protocols = ${imapEnabled ? 'imap lmtp' : 'lmtp'}
+listen = ${config.bindAddress ?? '*, ::'}
+hostname = ${config.hostname}
+log_path = /dev/stderr
+info_log_path = /dev/stderr
+debug_log_path = /dev/stderr
+log_timestamp =
+default_internal_user = dovecot
+default_login_user = dovenull
+first_valid_uid = ${vmail.uid}
+last_valid_uid = ${vmail.uid}
+first_valid_gid = ${vmail.gid}
+last_valid_gid = ${vmail.gid}
+mail_location = maildir:~/Maildir
+mail_privileged_group =
+
+ssl = required
+ssl_cert = <${tls.certFile}
+ssl_key = <${tls.keyFile}
+ssl_dh = <${paths.dhParams}
+ssl_min_protocol = TLSv1.2
+ssl_cipher_list = ${INTERMEDIATE_CIPHERS}
+ssl_prefer_server_ciphers = no
+
+disable_plaintext_auth = yes
+auth_mechanisms = plain login
+auth_username_format = %Lu
+auth_failure_delay = 2 secs
+auth_verbose = yes
+auth_verbose_passwords = no
+
+passdb {
+  driver = passwd-file
+  args = scheme=CRYPT username_format=%Lu ${paths.passwdFile}
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%Lu ${paths.passwdFile}
+  default_fields = uid=${vmail.uid} gid=${vmail.gid} home=${paths.mail}/%Ld/%Ln
+}
+
+service auth {
+  unix_listener ${paths.authSocket} {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+service lmtp {
+  unix_listener ${paths.lmtpSocket} {
+    mode = 0600
+    user = postfix
+    group = postfix
+  }
+}
+service imap-login {
+  inet_listener imap {
+    port = ${imap}
+  }
+  inet_listener imaps {
+    port = ${imaps}
+    ssl = yes
+  }
+}
+protocol lmtp {
+  postmaster_address = postmaster@${config.domains[0] ?? config.hostname}
+}
+`;
+}
+
+export function renderDovecot(input: RenderInput, paths: StatePaths): RenderedFile[] {
+  return [
+    { path: paths.dovecotConf, content: renderDovecotConf(input, paths), mode: 0o644 },
+    { path: paths.passwdFile, content: input.users.map((u) => `${u.address}:${u.hash}::::::\n`).join(''), mode: 0o640, group: 'dovecot' },
+  ];
+}

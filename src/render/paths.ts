@@ -1,0 +1,42 @@
+// Where everything lives under STATE_DIR. One place, so renderers, supervisor and tests agree.
+import { createHash } from 'node:crypto';
+
+export function statePaths(stateDir: string) {
+  const queue = `${stateDir}/queue`;
+  const postfix = `${stateDir}/postfix`;
+  const dovecot = `${stateDir}/dovecot`;
+  const tls = `${stateDir}/tls`;
+  return {
+    stateDir,
+    postfix,
+    mainCf: `${postfix}/main.cf`,
+    masterCf: `${postfix}/master.cf`,
+    senderLoginMap: `${postfix}/sender_login`,
+    mailboxMap: `${postfix}/mailboxes`,
+    relayPasswordMap: `${postfix}/relay_password`,
+    queue,
+    postfixData: `${stateDir}/postfix-data`,
+    masterPid: `${queue}/pid/master.pid`,
+    postfixLogFifo: `${stateDir}/postfix-log.fifo`,
+    dovecot,
+    dovecotConf: `${dovecot}/dovecot.conf`,
+    passwdFile: `${dovecot}/passwd`,
+    dovecotBase: `${stateDir}/run`,
+    dovecotState: `${stateDir}/dovecot-state`,
+    authSocket: `${queue}/private/auth`,
+    lmtpSocket: `${queue}/private/dovecot-lmtp`,
+    tls,
+    generatedCert: `${tls}/cert.pem`,
+    generatedKey: `${tls}/key.pem`,
+    dhParams: `${tls}/dh.pem`,
+    generatedUsers: `${stateDir}/generated-users`,
+    mail: `${stateDir}/mail`,
+  };
+}
+
+export type StatePaths = ReturnType<typeof statePaths>;
+
+/** Dovecot instance name, distinct per STATE_DIR so instances on one host never meet. */
+export function instanceName(stateDir: string): string {
+  return `relaybox-${createHash('sha256').update(stateDir).digest('hex').slice(0, 10)}`;
+}

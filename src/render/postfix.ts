@@ -1,0 +1,182 @@
+// Pure renderer: Config -> Postfix main.cf, master.cf and lookup tables (texthash:, no postmap needed).
+import type { RenderInput, RenderedFile } from './types.ts';
+import type { StatePaths } from './paths.ts';
+import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
+
+const HEADER = '# Rendered by relaybox from the environment at every start; edits here are overwritten.\n';
+
+function lines(settings: Array<[string, string | number] | false>): string {
+  return settings
+    .filter((entry): entry is [string, string | number] => entry !== false)
+    .map(([key, value]) => `${key} = ${value}`.trimEnd())
+    .join('\n');
+}
+
+/** Postfix mynetworks syntax: IPv6 networks are bracketed. */
+function postfixNetwork({ address, prefix, family }: RenderInput['config']['trustedNetworks'][number]): string {
+  return family === 6 ? `[${address}]/${prefix}` : `${address}/${prefix}`;
+}
+
+function listenerName(bindAddress: string | undefined, port: number): string {
+  if (!bindAddress) return String(port);
+  return bindAddress.includes(':') ? `[${bindAddress}]:${port}` : `${bindAddress}:${port}`;
+}
+
+export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): string {
+  const trusted = config.trustedNetworks.map(postfixNetwork);
+  const relay = config.relay;
+  const credentials = relay?.credentials;
+  const bind = config.bindAddress;
+  return `${HEADER}${lines([
+    ['compatibility_level', '3.6'],
+    ['myhostname', config.hostname],
+    ['myorigin', '$myhostname'],
+    ['mydestination', ''],
+    ['local_recipient_maps', ''],
+    ['local_transport', 'error:5.1.1 local delivery is disabled on this relay'],
+    ['alias_maps', ''],
+    ['alias_database', ''],
+    ['queue_directory', paths.queue],
+    ['data_directory', paths.postfixData],
+    ['mail_owner', 'postfix'],
+    ['setgid_group', 'postdrop'],
+    ['inet_interfaces', bind ?? 'all'],
+    ['inet_protocols', bind ? (bind.includes(':') ? 'ipv6' : 'ipv4') : 'all'],
+    ['mynetworks', trusted.join(', ')],
+    ['smtpd_banner', '$myhostname ESMTP'],
+    ['biff', 'no'],
+    ['append_dot_mydomain', 'no'],
+    ['message_size_limit', config.messageSizeLimit],
+    ['mailbox_size_limit', 0],
+    ['recipient_delimiter', '+'],
+    ['maillog_file', '/dev/stdout'],
+    // Inbound (port 25): mail for our own domains only, unless the client is in TRUSTED_NETWORKS.
+    ['smtpd_helo_required', 'yes'],
+    ['disable_vrfy_command', 'yes'],
+    ['strict_rfc821_envelopes', 'yes'],
+    ['smtpd_relay_restrictions', [...(trusted.length ? ['permit_mynetworks'] : []), 'reject_unauth_destination'].join(', ')],
+    ['smtpd_recipient_restrictions', 'reject_non_fqdn_recipient, reject_unlisted_recipient'],
+    ['smtpd_data_restrictions', 'reject_unauth_pipelining'],
+    ['smtpd_forbid_bare_newline', 'yes'],
+    ['smtpd_forbid_unauth_pipelining', 'yes'],
+    ['smtpd_sasl_auth_enable', 'no'],
+    // TLS for every smtpd; port 25 offers it, submission requires it (master.cf).
+    ['smtpd_tls_chain_files', `${tls.keyFile}, ${tls.certFile}`],
+    ['smtpd_tls_security_level', 'may'],
+    ['smtpd_tls_auth_only', 'yes'],
+    ['smtpd_tls_protocols', '>=TLSv1.2'],
+    ['smtpd_tls_mandatory_protocols', '>=TLSv1.2'],
+    ['smtpd_tls_ciphers', 'high'],
+    ['smtpd_tls_mandatory_ciphers', 'high'],
+    ['tls_high_cipherlist', INTERMEDIATE_CIPHERS],
+    ['tls_preempt_cipherlist', 'no'],
+    ['smtpd_tls_loglevel', 1],
+    ['smtpd_tls_received_header', 'yes'],
+    ['smtpd_tls_session_cache_database', ''],
+    // SASL through Dovecot's socket inside the queue directory (reachable from the chroot).
+    ['smtpd_sasl_type', 'dovecot'],
+    ['smtpd_sasl_path', 'private/auth'],
+    ['smtpd_sasl_security_options', 'noanonymous'],
+    ['smtpd_sasl_tls_security_options', 'noanonymous'],
+    ['smtpd_sasl_authenticated_header', 'yes'],
+    ['smtpd_sender_login_maps', `texthash:${paths.senderLoginMap}`],
+    // Local mailboxes: delivered to Dovecot over LMTP; unknown recipients refused at RCPT time.
+    ['virtual_mailbox_domains', config.domains.join(', ')],
+    ['virtual_mailbox_maps', `texthash:${paths.mailboxMap}`],
+    ['virtual_transport', 'lmtp:unix:private/dovecot-lmtp'],
+    // Upstream.
+    ['relayhost', relay ? `${relay.noMx ? `[${relay.host}]` : relay.host}:${relay.port}` : ''],
+    ['smtp_tls_security_level', credentials ? 'encrypt' : 'may'],
+    ['smtp_tls_mandatory_protocols', '>=TLSv1.2'],
+    ['smtp_tls_CAfile', '/etc/ssl/certs/ca-certificates.crt'],
+    ['smtp_tls_loglevel', 1],
+    ['smtp_tls_session_cache_database', ''],
+    ...(credentials
+      ? ([
+          ['smtp_sasl_auth_enable', 'yes'],
+          ['smtp_sasl_password_maps', `texthash:${paths.relayPasswordMap}`],
+          ['smtp_sasl_security_options', 'noanonymous'],
+          ['smtp_sasl_tls_security_options', 'noanonymous'],
+        ] as Array<[string, string]>)
+      : []),
+  ])}\n`;
+}
+
+// Submission (587 STARTTLS, 465 implicit TLS): authenticated users only, each sending as themselves.
+const SUBMISSION_OPTIONS = [
+  'smtpd_tls_security_level=encrypt',
+  'smtpd_sasl_auth_enable=yes',
+  'smtpd_tls_auth_only=yes',
+  'smtpd_client_restrictions=',
+  'smtpd_helo_restrictions=',
+  'smtpd_sender_restrictions=reject_non_fqdn_sender,reject_sender_login_mismatch',
+  'smtpd_relay_restrictions=permit_sasl_authenticated,reject',
+  'smtpd_recipient_restrictions=reject_non_fqdn_recipient,reject_unlisted_recipient',
+  'milter_macro_daemon_name=ORIGINATING',
+];
+
+export function renderMasterCf({ config }: RenderInput): string {
+  const { smtp, submission, submissions } = config.ports;
+  const bind = config.bindAddress;
+  const service = (name: string, type: string, priv: string, unpriv: string, chroot: string, wakeup: string, maxproc: string, command: string, options: string[] = []) =>
+    [[name, type, priv, unpriv, chroot, wakeup, maxproc, command].join('  '), ...options.map((o) => `  -o ${o}`)].join('\n');
+  const entries = [
+    smtp > 0 && service(listenerName(bind, smtp), 'inet', 'n', '-', 'y', '-', '-', 'smtpd'),
+    submission > 0 && service(listenerName(bind, submission), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submission', ...SUBMISSION_OPTIONS]),
+    submissions > 0 &&
+      service(listenerName(bind, submissions), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submissions', 'smtpd_tls_wrappermode=yes', ...SUBMISSION_OPTIONS]),
+    service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
+    service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
+    service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
+    service('tlsmgr', 'unix', '-', '-', 'y', '1000?', '1', 'tlsmgr'),
+    service('rewrite', 'unix', '-', '-', 'y', '-', '-', 'trivial-rewrite'),
+    service('bounce', 'unix', '-', '-', 'y', '-', '0', 'bounce'),
+    service('defer', 'unix', '-', '-', 'y', '-', '0', 'bounce'),
+    service('trace', 'unix', '-', '-', 'y', '-', '0', 'bounce'),
+    service('verify', 'unix', '-', '-', 'y', '-', '1', 'verify'),
+    service('flush', 'unix', 'n', '-', 'y', '1000?', '0', 'flush'),
+    service('proxymap', 'unix', '-', '-', 'n', '-', '-', 'proxymap'),
+    service('proxywrite', 'unix', '-', '-', 'n', '-', '1', 'proxymap'),
+    service('smtp', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
+    service('relay', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
+    service('showq', 'unix', 'n', '-', 'y', '-', '-', 'showq'),
+    service('error', 'unix', '-', '-', 'y', '-', '-', 'error'),
+    service('retry', 'unix', '-', '-', 'y', '-', '-', 'error'),
+    service('discard', 'unix', '-', '-', 'y', '-', '-', 'discard'),
+    service('lmtp', 'unix', '-', '-', 'y', '-', '-', 'lmtp'),
+    service('anvil', 'unix', '-', '-', 'y', '-', '1', 'anvil'),
+    service('scache', 'unix', '-', '-', 'y', '-', '1', 'scache'),
+    service('postlog', 'unix-dgram', 'n', '-', 'n', '-', '1', 'postlogd'),
+  ];
+  return `${HEADER}# service  type  private  unpriv  chroot  wakeup  maxproc  command\n${entries.filter(Boolean).join('\n')}\n`;
+}
+
+/** texthash: tables; keys and values never contain whitespace (validated addresses). */
+function table(rows: Array<[string, string]>): string {
+  return `${HEADER}${rows.map(([key, value]) => `${key} ${value}\n`).join('')}`;
+}
+
+export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFile[] {
+  const local = new Set(input.config.domains);
+  const credentials = input.config.relay?.credentials;
+  const relay = input.config.relay;
+  return [
+    { path: paths.mainCf, content: renderMainCf(input, paths), mode: 0o644 },
+    { path: paths.masterCf, content: renderMasterCf(input), mode: 0o644 },
+    { path: paths.senderLoginMap, content: table(input.users.map((u) => [u.address, u.address])), mode: 0o644 },
+    {
+      path: paths.mailboxMap,
+      content: table(input.users.filter((u) => local.has(u.address.split('@')[1] ?? '')).map((u) => [u.address, 'OK'])),
+      mode: 0o644,
+    },
+    ...(relay && credentials
+      ? [
+          {
+            path: paths.relayPasswordMap,
+            content: table([[`${relay.noMx ? `[${relay.host}]` : relay.host}:${relay.port}`, `${credentials.username}:${credentials.password}`]]),
+            mode: 0o600,
+          },
+        ]
+      : []),
+  ];
+}

@@ -1,0 +1,20 @@
+import type { Config } from '../config/schema.ts';
+import type { UserEntry } from '../config/values.ts';
+
+/** Everything a renderer needs: the validated config plus facts the supervisor resolved at start. */
+export interface RenderInput {
+  config: Config;
+  /** The accounts to render: the configured ones, or the generated first-run account. */
+  users: UserEntry[];
+  tls: { certFile: string; keyFile: string };
+  /** Numeric ids of the unprivileged user that owns the mailboxes. */
+  vmail: { uid: number; gid: number };
+}
+
+export interface RenderedFile {
+  path: string;
+  content: string;
+  mode: number;
+  /** Group that must be able to read the file (e.g. dovecot for the passwd-file). */
+  group?: string;
+}

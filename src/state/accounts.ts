@@ -1,0 +1,32 @@
+// System accounts the daemons run as, read from /etc/passwd and /etc/group.
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
+
+export const MAILBOX_USER = 'vmail';
+
+function lookup(file: string, name: string): number[] | undefined {
+  const row = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'))
+    .find((fields) => fields[0] === name);
+  return row?.slice(2, 4).map(Number);
+}
+
+export function userIds(name: string): { uid: number; gid: number } | undefined {
+  const ids = lookup('/etc/passwd', name);
+  return ids && ids.length === 2 ? { uid: ids[0]!, gid: ids[1]! } : undefined;
+}
+
+export function groupId(name: string): number | undefined {
+  return lookup('/etc/group', name)?.[0];
+}
+
+/** The unprivileged owner of the mailboxes; created on a host that lacks it (the image has it). */
+export async function ensureMailboxUser(): Promise<{ uid: number; gid: number }> {
+  const existing = userIds(MAILBOX_USER);
+  if (existing) return existing;
+  await execa('useradd', ['--system', '--user-group', '--home-dir', '/nonexistent', '--no-create-home', '--shell', '/usr/sbin/nologin', MAILBOX_USER]);
+  const created = userIds(MAILBOX_USER);
+  if (!created) throw new Error(`could not create the system user ${MAILBOX_USER}`);
+  return created;
+}
