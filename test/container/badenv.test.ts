@@ -1,4 +1,5 @@
-// A bad environment: the container exits with code 2 and its log names every bad variable.
+// A bad environment: the container exits with code 2 and its log names every bad variable
+// (as NAME=...), and no valid one.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
@@ -29,9 +30,9 @@ test('container: a bad environment exits 2 and names the variables', { timeout: 
   assert.equal(state.Running, false, `still running after 30 s with a bad environment:\n${logs.slice(-3000)}`);
   assert.equal(state.ExitCode, 2, `exit code ${state.ExitCode}:\n${logs}`);
   for (const variable of ['MAIL_HOSTNAME', 'PORT_SMTP', 'RELAY_HOST']) {
-    assert.match(logs, new RegExp(`\\b${variable}\\b`), `docker logs does not name ${variable}:\n${logs}`);
+    assert.match(logs, new RegExp(`\\b${variable}=`), `docker logs does not name ${variable}:\n${logs}`);
   }
   for (const good of ['PORT_SUBMISSION', 'MAIL_DOMAINS']) {
-    assert.doesNotMatch(logs, new RegExp(`\\b${good}\\b`), `docker logs blames the valid ${good}:\n${logs}`);
+    assert.doesNotMatch(logs, new RegExp(`\\b${good}=`), `docker logs blames the valid ${good}:\n${logs}`);
   }
 });

@@ -119,6 +119,14 @@ async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
  * test file and every later run while src/, the Dockerfile and the lockfile are unchanged.
  */
 export async function ensureImage(docker: Docker): Promise<string> {
+  // RELAYBOX_TEST_IMAGE: test an image built elsewhere instead of building one here.
+  const given = process.env.RELAYBOX_TEST_IMAGE;
+  if (given) {
+    await docker.getImage(given).inspect().catch(() => {
+      throw new Error(`RELAYBOX_TEST_IMAGE=${given} is not present locally`);
+    });
+    return given;
+  }
   const tag = `relaybox:test-${buildContextHash()}`;
   const present = async () => docker.getImage(tag).inspect().then(() => true, () => false);
   if (await present()) return tag;
