@@ -69,7 +69,7 @@ async function main(argv: string[]): Promise<void> {
         fail(['configuration is invalid; no daemon was started:', ...result.errors]);
       }
       for (const warning of result.warnings) log.warn({ event: 'config_warning' }, warning);
-      process.exitCode = await runSupervisor(result.config, root);
+      process.exit(await runSupervisor(result.config, root));
       return;
     }
     case 'check-config':

@@ -90,7 +90,7 @@ export function parseAddress(raw: string): Parsed<string> {
 /** One `address:{SCHEME}hash` entry. Messages never repeat the hash. */
 export function parseUserEntry(entry: string): Parsed<UserEntry> {
   const colon = entry.indexOf(':');
-  if (colon <= 0) return fail('entries of the form address:{SCHEME}hash, e.g. alice@example.com:{SHA512-CRYPT}$6$...');
+  if (colon <= 0) return fail('entries of the form address:{SCHEME}hash, e.g. alice@example.com:{ARGON2ID}<hash printed by relaybox hash-password>');
   const address = parseAddress(entry.slice(0, colon));
   if (!address.ok) return fail(`"${entry.slice(0, colon)}" is not ${address.message}`);
   const hash = entry.slice(colon + 1);

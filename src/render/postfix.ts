@@ -109,9 +109,10 @@ const SUBMISSION_OPTIONS = [
   'smtpd_tls_auth_only=yes',
   'smtpd_client_restrictions=',
   'smtpd_helo_restrictions=',
-  'smtpd_sender_restrictions=reject_non_fqdn_sender,reject_sender_login_mismatch',
+  'smtpd_sender_restrictions=reject_non_fqdn_sender',
   'smtpd_relay_restrictions=permit_sasl_authenticated,reject',
-  'smtpd_recipient_restrictions=reject_non_fqdn_recipient,reject_unlisted_recipient',
+  // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
+  'smtpd_recipient_restrictions=reject_non_fqdn_recipient,reject_sender_login_mismatch,reject_unlisted_recipient',
   'milter_macro_daemon_name=ORIGINATING',
 ];
 

@@ -26,9 +26,12 @@ export function groupMembers(groups: Iterable<number>): number[] {
   });
 }
 
+/** The command line of a process, shortened (comm alone can be a thread name such as MainThread). */
 export function commandName(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const line = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+    const text = line || readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    return text.length > 80 ? `${text.slice(0, 77)}...` : text;
   } catch {
     return '?';
   }

@@ -1,0 +1,243 @@
+// Test instances: relaybox in host mode with its own STATE_DIR and loopback ports, relaying only to
+// an smtp-sink on 127.0.0.1 (so nothing a test does can leave this machine).
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const CLI = `${ROOT}dist/cli.js`;
+export const PASSWORD = 'correct horse battery staple';
+export const DOMAIN = 'relaybox.test';
+export const HOSTNAME = `mail.${DOMAIN}`;
+
+if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+
+const hashCache = new Map<string, string>();
+/** A SHA512-CRYPT hash made by Dovecot itself. */
+export function hashOf(password: string): string {
+  let hash = hashCache.get(password);
+  if (!hash) {
+    hash = execFileSync('doveadm', ['-O', 'pw', '-s', 'SHA512-CRYPT'], { input: `${password}\n${password}\n`, encoding: 'utf8' }).trim();
+    hashCache.set(password, hash);
+  }
+  return hash;
+}
+
+const taken = new Set<number>();
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const address = server.address();
+        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+      });
+    });
+    if (!taken.has(port)) {
+      taken.add(port);
+      return port;
+    }
+  }
+}
+
+export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/** Postfix's smtp-sink as the upstream: every transaction it receives becomes a file. */
+export class Sink {
+  readonly dir: string;
+  readonly port: number;
+  private child: ChildProcess | undefined;
+
+  private constructor(dir: string, port: number) {
+    this.dir = dir;
+    this.port = port;
+  }
+
+  static async start(port?: number, dir?: string): Promise<Sink> {
+    const sink = new Sink(dir ?? mkdtempSync('/tmp/rbsink-'), port ?? (await freePort()));
+    await sink.resume();
+    return sink;
+  }
+
+  async resume(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    chownSync(this.dir, Number(execFileSync('id', ['-u', 'postfix'], { encoding: 'utf8' })), 0);
+    this.child = spawn('smtp-sink', ['-u', 'postfix', '-d', `${this.dir}/%M.`, `127.0.0.1:${this.port}`, '100'], { stdio: 'ignore' });
+    await waitFor(`smtp-sink on ${this.port}`, 5000, () => accepts(this.port));
+  }
+
+  /** The received transactions (envelope headers smtp-sink adds, then the message). */
+  messages(): string[] {
+    return readdirSync(this.dir).sort().map((name) => readFileSync(`${this.dir}/${name}`, 'utf8'));
+  }
+
+  stop(): void {
+    this.child?.kill('SIGKILL');
+    this.child = undefined;
+  }
+
+  remove(): void {
+    this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export interface Ports {
+  smtp: number;
+  submission: number;
+  submissions: number;
+  imap: number;
+  imaps: number;
+  http: number;
+}
+
+export async function freePorts(): Promise<Ports> {
+  return { smtp: await freePort(), submission: await freePort(), submissions: await freePort(), imap: await freePort(), imaps: await freePort(), http: await freePort() };
+}
+
+export function baseEnv(stateDir: string, ports: Ports, sinkPort: number): Record<string, string> {
+  return {
+    MAIL_HOSTNAME: HOSTNAME,
+    MAIL_DOMAINS: DOMAIN,
+    MAIL_USERS: ['alice', 'bob'].map((name) => `${name}@${DOMAIN}:${hashOf(PASSWORD)}`).join('\n'),
+    RELAY_HOST: `[127.0.0.1]:${sinkPort}`,
+    STATE_DIR: stateDir,
+    BIND_ADDRESS: '127.0.0.1',
+    PORT_SMTP: String(ports.smtp),
+    PORT_SUBMISSION: String(ports.submission),
+    PORT_SUBMISSIONS: String(ports.submissions),
+    PORT_IMAP: String(ports.imap),
+    PORT_IMAPS: String(ports.imaps),
+    PORT_HTTP: String(ports.http),
+  };
+}
+
+/** Runs a relaybox CLI command to completion with exactly the given environment (plus PATH). */
+export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.stdin.end(input ?? '');
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+export class Instance {
+  readonly stateDir: string;
+  readonly ports: Ports;
+  readonly sink: Sink;
+  readonly env: Record<string, string>;
+  /** Every line the supervisor printed (stdout and stderr). */
+  readonly lines: string[] = [];
+  child: ChildProcess | undefined;
+  exit: Promise<number | null> = Promise.resolve(null);
+
+  private constructor(stateDir: string, ports: Ports, sink: Sink, env: Record<string, string>) {
+    this.stateDir = stateDir;
+    this.ports = ports;
+    this.sink = sink;
+    this.env = env;
+  }
+
+  /** Starts an instance (and its sink) and waits until /ready says 200. */
+  static async start(overrides: Record<string, string> = {}, options: { waitReady?: boolean; sink?: Sink; stateDir?: string } = {}): Promise<Instance> {
+    const stateDir = options.stateDir ?? mkdtempSync('/tmp/rbt-');
+    const sink = options.sink ?? (await Sink.start());
+    const ports = await freePorts();
+    const env = { ...baseEnv(stateDir, ports, sink.port), ...overrides };
+    const instance = new Instance(stateDir, ports, sink, env);
+    instance.launch();
+    if (options.waitReady !== false) await instance.waitReady();
+    return instance;
+  }
+
+  launch(): void {
+    const child = spawn(process.execPath, [CLI, 'run'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (line) => this.lines.push(line));
+    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+  }
+
+  url(path: string): string {
+    return `http://127.0.0.1:${this.ports.http}${path}`;
+  }
+
+  async get(path: string): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
+    const response = await fetch(this.url(path));
+    const text = await response.text();
+    return { status: response.status, body: JSON.parse(text) as Record<string, unknown>, text };
+  }
+
+  async waitReady(timeoutMs = 20_000): Promise<void> {
+    await waitFor(`/ready on ${this.ports.http}`, timeoutMs, async () => {
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) throw new Error(`relaybox exited with ${this.child.exitCode}:\n${this.lines.join('\n')}`);
+      try {
+        return (await fetch(this.url('/ready'))).status === 200 || undefined;
+      } catch {
+        return undefined;
+      }
+    });
+  }
+
+  /** Log lines parsed as JSON (non-JSON lines skipped). */
+  logs(): Array<Record<string, unknown>> {
+    return this.lines.flatMap((line) => {
+      try {
+        return [JSON.parse(line) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  }
+
+  /** SIGTERM and wait for the exit code. */
+  async stop(): Promise<number | null> {
+    if (this.child && this.child.exitCode === null) this.child.kill('SIGTERM');
+    return this.exit;
+  }
+
+  async destroy(): Promise<void> {
+    await this.stop();
+    this.sink.remove();
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+}
+
+/** Processes working inside a STATE_DIR: Postfix's run in the queue directory, Dovecot's in base_dir. */
+export function processesIn(stateDir: string): string[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cwd = readlinkSync(`/proc/${pid}/cwd`);
+        return cwd === stateDir || cwd.startsWith(`${stateDir}/`) ? [`${pid} ${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()} (cwd ${cwd})`] : [];
+      } catch {
+        return [];
+      }
+    });
+}

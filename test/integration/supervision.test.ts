@@ -1,0 +1,144 @@
+// Supervision against the real daemons: crashes are healed, a lost auth socket is noticed,
+// a taken port is diagnosed, SIGTERM leaves nothing running.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { DOMAIN, Instance, PASSWORD, processesIn, runCli, waitFor } from '../helpers/instance.ts';
+import { SmtpClient } from '../helpers/smtp.ts';
+
+async function authWorks(box: Instance): Promise<boolean> {
+  const { client } = await SmtpClient.connect(box.ports.submission);
+  try {
+    await client.ehlo();
+    await client.starttls();
+    return (await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code === 235;
+  } finally {
+    await client.quit();
+  }
+}
+
+async function readyStatus(box: Instance): Promise<number> {
+  try {
+    return (await fetch(box.url('/ready'))).status;
+  } catch {
+    return 0;
+  }
+}
+
+/** Kills a pid with -9 and measures until /ready went 503 (or we saw the restart) and is 200 again. */
+async function killAndRecover(box: Instance, pid: number, restartsBefore: number, daemon: 'postfix' | 'dovecot'): Promise<number> {
+  const started = performance.now();
+  process.kill(pid, 'SIGKILL');
+  await waitFor(`${daemon} to be restarted`, 20_000, async () => {
+    const { body } = await box.get('/health');
+    const status = (body.daemons as Record<string, { restarts: number; state: string }>)[daemon]!;
+    return status.restarts > restartsBefore && status.state === 'running' ? true : undefined;
+  });
+  await waitFor('/ready 200', 20_000, async () => ((await readyStatus(box)) === 200 ? true : undefined));
+  return Math.round(performance.now() - started);
+}
+
+describe('supervision', () => {
+  let box: Instance;
+  before(async () => {
+    box = await Instance.start();
+  });
+  after(async () => {
+    await box.destroy();
+  });
+
+  test('/health and /ready report every check and the daemons, no secrets', async () => {
+    const health = await box.get('/health');
+    assert.equal(health.status, 200);
+    assert.equal(health.body.status, 'ok');
+    const ready = await box.get('/ready');
+    assert.equal(ready.status, 200);
+    const checks = ready.body.checks as Record<string, { ok: boolean }>;
+    for (const name of ['sasl', `smtp:${box.ports.smtp}`, `submission:${box.ports.submission}`, `submissions:${box.ports.submissions}`, `imap:${box.ports.imap}`, `imaps:${box.ports.imaps}`]) {
+      assert.equal(checks[name]?.ok, true, `${name}: ${JSON.stringify(checks[name])}`);
+    }
+    assert.ok(!health.text.includes('$6$') && !ready.text.includes('$6$'));
+  });
+
+  test('kill -9 of the Dovecot master: /ready recovers and AUTH works again', async (t) => {
+    const pid = Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8'));
+    const { body } = await box.get('/health');
+    const restarts = (body.daemons as Record<string, { restarts: number }>).dovecot!.restarts;
+    const ms = await killAndRecover(box, pid, restarts, 'dovecot');
+    t.diagnostic(`Dovecot master killed: ready again after ${ms} ms`);
+    assert.ok(await authWorks(box));
+    assert.ok(box.logs().some((l) => l.event === 'daemon_exit' && l.daemon === 'dovecot'));
+  });
+
+  test('kill -9 of the Postfix master: /ready recovers and AUTH works again', async (t) => {
+    const pid = Number(readFileSync(`${box.stateDir}/queue/pid/master.pid`, 'utf8'));
+    const { body } = await box.get('/health');
+    const restarts = (body.daemons as Record<string, { restarts: number }>).postfix!.restarts;
+    const ms = await killAndRecover(box, pid, restarts, 'postfix');
+    t.diagnostic(`Postfix master killed: ready again after ${ms} ms`);
+    assert.ok(await authWorks(box));
+  });
+
+  test('a deleted auth socket is detected (/ready 503) and healed', async () => {
+    rmSync(`${box.stateDir}/queue/private/auth`);
+    await waitFor('/ready to report the SASL failure', 10_000, async () => ((await readyStatus(box)) === 503 ? true : undefined));
+    await waitFor('/ready 200 again', 30_000, async () => ((await readyStatus(box)) === 200 ? true : undefined));
+    assert.ok(await authWorks(box));
+    assert.ok(box.logs().some((l) => l.event === 'daemon_restart' && l.daemon === 'dovecot' && String(l.reason).includes('sasl')));
+  });
+
+  test('daemon log lines are re-emitted as JSON with a service field', () => {
+    const logs = box.logs();
+    assert.ok(logs.some((l) => l.service === 'postfix' && String(l.msg).includes('daemon started')));
+    assert.ok(logs.some((l) => l.service === 'dovecot' && String(l.msg).includes('starting up')));
+    assert.ok(logs.some((l) => l.service === 'supervisor' && l.event === 'ready'));
+    const nonJson = box.lines.filter((line) => !line.startsWith('{'));
+    assert.deepEqual(nonJson, []);
+  });
+
+  test('SIGTERM: exit 0 within 10 s and no daemon process of the instance left', async () => {
+    const started = performance.now();
+    const code = await box.stop();
+    const ms = performance.now() - started;
+    assert.equal(code, 0);
+    assert.ok(ms < 10_000, `took ${ms} ms`);
+    await waitFor('processes to be gone', 2000, () => (processesIn(box.stateDir).length === 0 ? true : undefined)).catch(() => undefined);
+    assert.deepEqual(processesIn(box.stateDir), []);
+  });
+});
+
+describe('a port already taken', () => {
+  test('is an error naming the variable, the port and the process holding it; nothing starts', async () => {
+    const blocker = createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const box = await Instance.start({ PORT_SUBMISSION: String(port) }, { waitReady: false });
+    try {
+      const code = await box.exit;
+      assert.equal(code, 2);
+      const output = box.lines.join('\n');
+      assert.match(output, new RegExp(`PORT_SUBMISSION=${port}`));
+      assert.match(output, /Address already in use/);
+      assert.match(output, new RegExp(`held by process ${process.pid} \\(\\S*node`));
+      assert.deepEqual(processesIn(box.stateDir), []);
+    } finally {
+      blocker.close();
+      await box.destroy();
+    }
+  });
+});
+
+describe('two instances side by side', () => {
+  test('run at once with their own STATE_DIR and ports', async () => {
+    const [a, b] = await Promise.all([Instance.start(), Instance.start()]);
+    try {
+      assert.ok(await authWorks(a));
+      assert.ok(await authWorks(b));
+      const check = await runCli(['check-config'], a.env);
+      assert.equal(check.code, 0);
+    } finally {
+      await Promise.all([a.destroy(), b.destroy()]);
+    }
+  });
+});

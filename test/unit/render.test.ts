@@ -1,0 +1,98 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadConfig } from '../../src/config/load.ts';
+import { renderAll } from '../../src/render/index.ts';
+import { renderMainCf, renderMasterCf } from '../../src/render/postfix.ts';
+import { renderDovecotConf } from '../../src/render/dovecot.ts';
+import { statePaths } from '../../src/render/paths.ts';
+import type { RenderInput } from '../../src/render/types.ts';
+
+function input(env: Record<string, string> = {}): RenderInput {
+  const result = loadConfig({ MAIL_HOSTNAME: 'mail.example.com', MAIL_DOMAINS: 'example.com', MAIL_USERS: 'alice@example.com:{PLAIN}a relay@other.example:{PLAIN}b', STATE_DIR: '/srv/rb', ...env });
+  if (!result.ok) throw new Error(result.errors.join('\n'));
+  return { config: result.config, users: result.config.users, tls: { certFile: '/srv/rb/tls/cert.pem', keyFile: '/srv/rb/tls/key.pem' }, vmail: { uid: 5000, gid: 5000 } };
+}
+
+function settings(text: string): Map<string, string> {
+  return new Map(text.split('\n').filter((l) => /^\w+ = ?/.test(l)).map((l) => [l.slice(0, l.indexOf(' =')), l.slice(l.indexOf('=') + 1).trim()]));
+}
+
+test('main.cf: no open relay, SASL through Dovecot, smuggling and TLS policy', () => {
+  const main = settings(renderMainCf(input(), statePaths('/srv/rb')));
+  assert.equal(main.get('mynetworks'), '');
+  assert.equal(main.get('smtpd_relay_restrictions'), 'reject_unauth_destination');
+  assert.equal(main.get('smtpd_sasl_auth_enable'), 'no');
+  assert.equal(main.get('smtpd_sasl_type'), 'dovecot');
+  assert.equal(main.get('smtpd_sasl_path'), 'private/auth');
+  assert.equal(main.get('smtpd_sasl_security_options'), 'noanonymous');
+  assert.equal(main.get('smtpd_sasl_authenticated_header'), 'yes');
+  assert.equal(main.get('smtpd_tls_auth_only'), 'yes');
+  assert.equal(main.get('smtpd_forbid_bare_newline'), 'yes');
+  assert.equal(main.get('smtpd_tls_mandatory_protocols'), '>=TLSv1.2');
+  assert.equal(main.get('maillog_file'), '/dev/stdout');
+  assert.equal(main.get('virtual_mailbox_domains'), 'example.com');
+  assert.equal(main.get('queue_directory'), '/srv/rb/queue');
+  assert.equal(main.get('relayhost'), '');
+});
+
+test('main.cf: TRUSTED_NETWORKS become mynetworks (IPv6 bracketed) and may relay', () => {
+  const main = settings(renderMainCf(input({ TRUSTED_NETWORKS: '192.0.2.0/24, 2001:db8::/32' }), statePaths('/srv/rb')));
+  assert.equal(main.get('mynetworks'), '192.0.2.0/24, [2001:db8::]/32');
+  assert.equal(main.get('smtpd_relay_restrictions'), 'permit_mynetworks, reject_unauth_destination');
+});
+
+test('main.cf: relay credentials require TLS to the upstream and use a 0600 map', () => {
+  const rendered = input({ RELAY_HOST: '[smtp.example.net]:587', RELAY_USERNAME: 'u', RELAY_PASSWORD: 'secret' });
+  const main = settings(renderMainCf(rendered, statePaths('/srv/rb')));
+  assert.equal(main.get('relayhost'), '[smtp.example.net]:587');
+  assert.equal(main.get('smtp_tls_security_level'), 'encrypt');
+  assert.equal(main.get('smtp_sasl_auth_enable'), 'yes');
+  assert.ok(!renderMainCf(rendered, statePaths('/srv/rb')).includes('secret'));
+  const map = renderAll(rendered).find((f) => f.path.endsWith('/relay_password'));
+  assert.equal(map?.mode, 0o600);
+  assert.match(map?.content ?? '', /^\[smtp\.example\.net\]:587 u:secret$/m);
+});
+
+test('master.cf: 587 requires STARTTLS then AUTH, 465 wraps TLS, both permit only authenticated relay', () => {
+  const master = renderMasterCf(input({ BIND_ADDRESS: '127.0.0.1', PORT_SUBMISSION: '2587' }));
+  const submission = master.split('\n127.0.0.1:').find((block) => block.startsWith('2587'));
+  assert.ok(submission, master);
+  for (const option of ['smtpd_tls_security_level=encrypt', 'smtpd_sasl_auth_enable=yes', 'smtpd_tls_auth_only=yes', 'smtpd_relay_restrictions=permit_sasl_authenticated,reject', 'reject_sender_login_mismatch']) {
+    assert.ok(submission.includes(option), option);
+  }
+  assert.match(master, /^127\.0\.0\.1:465 .*smtpd\n(  -o .*\n)*  -o smtpd_tls_wrappermode=yes/m);
+  assert.match(master, /^postlog +unix-dgram/m);
+});
+
+test('master.cf: port 0 disables a listener', () => {
+  const master = renderMasterCf(input({ PORT_SMTP: '0' }));
+  assert.ok(!/^25 /m.test(master));
+  assert.ok(/^587 /m.test(master));
+});
+
+test('dovecot.conf: auth socket for Postfix, no plaintext auth, TLS 1.2+, logs to stderr', () => {
+  const conf = renderDovecotConf(input(), statePaths('/srv/rb'));
+  assert.match(conf, /unix_listener \/srv\/rb\/queue\/private\/auth \{\n\s+mode = 0660\n\s+user = postfix\n\s+group = postfix/);
+  assert.match(conf, /^disable_plaintext_auth = yes$/m);
+  assert.match(conf, /^auth_mechanisms = plain login$/m);
+  assert.match(conf, /^auth_failure_delay = /m);
+  assert.match(conf, /^ssl_min_protocol = TLSv1\.2$/m);
+  assert.match(conf, /^log_path = \/dev\/stderr$/m);
+});
+
+test('users become the passwd-file (0640, group dovecot), the login map and the mailbox map', () => {
+  const files = renderAll(input());
+  const passwd = files.find((f) => f.path.endsWith('/dovecot/passwd'))!;
+  assert.equal(passwd.mode, 0o640);
+  assert.equal(passwd.group, 'dovecot');
+  assert.match(passwd.content, /^alice@example\.com:\{PLAIN\}a::::::$/m);
+  const login = files.find((f) => f.path.endsWith('/sender_login'))!;
+  assert.match(login.content, /^alice@example\.com alice@example\.com$/m);
+  const mailboxes = files.find((f) => f.path.endsWith('/mailboxes'))!;
+  assert.match(mailboxes.content, /^alice@example\.com OK$/m);
+  assert.ok(!mailboxes.content.includes('relay@other.example'), 'only local-domain users have mailboxes');
+});
+
+test('rendering is pure: same input, same output', () => {
+  assert.deepEqual(renderAll(input()), renderAll(input()));
+});
