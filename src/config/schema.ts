@@ -99,6 +99,31 @@ const pemFile = (doc: EnvDoc, kind: 'certificate' | 'key') =>
   });
 
 /** One entry per environment variable; the keys are the public interface. */
+/** A whole number within bounds, with a default. */
+const integer = (doc: EnvDoc & { default: string }, min: number, max: number, unit: string) =>
+  text(doc).transform((raw, ctx) => {
+    const value = Number(raw.trim());
+    if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+      ctx.addIssue({ code: 'custom', message: `a whole number of ${unit} from ${min} to ${max}`, input: raw });
+      return z.NEVER;
+    }
+    return value;
+  });
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `90`, `90s`, `15m`, `1h`, `1d` -> seconds. */
+const duration = (doc: EnvDoc & { default: string }, maxSeconds: number) =>
+  text(doc).transform((raw, ctx) => {
+    const match = /^(\d+)([smhd]?)$/.exec(raw.trim());
+    const seconds = match ? Number(match[1]) * DURATION_UNITS[match[2] || 's']! : NaN;
+    if (!match || seconds < 1 || seconds > maxSeconds) {
+      ctx.addIssue({ code: 'custom', message: `a duration such as 90s, 15m, 1h or 1d (at least 1s, at most ${maxSeconds / 86400} days)`, input: raw });
+      return z.NEVER;
+    }
+    return seconds;
+  });
+
 export const envVariables = z.object({
     MAIL_HOSTNAME: text({ group: 'Identity', description: 'Fully-qualified host name of this relay: SMTP banner, HELO name, TLS certificate name. Required.' }).transform((raw, ctx) => {
       if (raw.trim() === '') {
@@ -155,6 +180,12 @@ export const envVariables = z.object({
       }
       return value;
     }),
+    RECIPIENT_LIMIT: integer({ group: 'Limits', default: '100', description: 'Most recipients per message (Postfix smtpd_recipient_limit); more get 452 4.5.3.' }, 1, 100000, 'recipients'),
+    AUTH_RATE_LIMIT: integer({ group: 'Abuse', default: '60', description: 'Most AUTH commands one client address may send per minute on the SMTP ports (Postfix smtpd_client_auth_rate_limit); 0 = no limit.' }, 0, 1000000, 'AUTH commands per minute'),
+    AUTH_FAILURE_DELAY: integer({ group: 'Abuse', default: '2', description: "Seconds Dovecot waits before answering a failed authentication (auth_failure_delay)." }, 0, 60, 'seconds'),
+    AUTH_BAN_THRESHOLD: integer({ group: 'Abuse', default: '10', description: 'Failed authentications (SMTP or IMAP) from one client address within AUTH_BAN_WINDOW after which that address is refused at connect on every SMTP port for AUTH_BAN_DURATION; 0 = never ban.' }, 0, 1000000, 'failures'),
+    AUTH_BAN_WINDOW: duration({ group: 'Abuse', default: '10m', description: 'The window in which AUTH_BAN_THRESHOLD failures lead to a ban.' }, 7 * 86400),
+    AUTH_BAN_DURATION: duration({ group: 'Abuse', default: '1h', description: 'How long a banned address stays refused.' }, 30 * 86400),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' })
       .default('info')
@@ -219,6 +250,12 @@ export const envSchema = envVariables
       bindAddress: env.BIND_ADDRESS,
       stateDir: env.STATE_DIR,
       messageSizeLimit: env.MESSAGE_SIZE_LIMIT,
+      recipientLimit: env.RECIPIENT_LIMIT,
+      auth: {
+        rateLimit: env.AUTH_RATE_LIMIT,
+        failureDelaySeconds: env.AUTH_FAILURE_DELAY,
+        ban: { threshold: env.AUTH_BAN_THRESHOLD, windowSeconds: env.AUTH_BAN_WINDOW, durationSeconds: env.AUTH_BAN_DURATION },
+      },
       log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
     };
   });

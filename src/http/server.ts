@@ -11,6 +11,7 @@ export function buildHttpServer(supervisor: Supervisor) {
       status: healthy ? 'ok' : 'failed',
       ...(supervisor.crashLoop ? { error: supervisor.crashLoop } : {}),
       daemons: supervisor.status(),
+      bansActive: supervisor.bans.active.length,
     });
   });
 

@@ -37,7 +37,7 @@ ssl_prefer_server_ciphers = no
 disable_plaintext_auth = yes
 auth_mechanisms = plain login
 auth_username_format = %Lu
-auth_failure_delay = 2 secs
+auth_failure_delay = ${config.auth.failureDelaySeconds} secs
 auth_verbose = yes
 auth_verbose_passwords = no
 

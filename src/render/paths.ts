@@ -14,6 +14,7 @@ export function statePaths(stateDir: string) {
     senderLoginMap: `${postfix}/sender_login`,
     mailboxMap: `${postfix}/mailboxes`,
     relayPasswordMap: `${postfix}/relay_password`,
+    bannedClients: `${postfix}/banned_clients`,
     queue,
     postfixData: `${stateDir}/postfix-data`,
     masterPid: `${queue}/pid/master.pid`,

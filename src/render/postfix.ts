@@ -52,12 +52,19 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
     ['maillog_file', '/dev/stdout'],
     // Inbound (port 25): mail for our own domains only, unless the client is in TRUSTED_NETWORKS.
     ['smtpd_helo_required', 'yes'],
+    ['smtpd_recipient_limit', config.recipientLimit],
+    ['smtpd_client_auth_rate_limit', config.auth.rateLimit],
+    ['smtpd_client_event_limit_exceptions', ''],
+    // Banned client addresses (maintained by the supervisor) are refused at connect on every port.
+    ['smtpd_delay_reject', 'no'],
+    ['smtpd_client_restrictions', `check_client_access texthash:${paths.bannedClients}`],
     ['disable_vrfy_command', 'yes'],
     ['strict_rfc821_envelopes', 'yes'],
     ['smtpd_relay_restrictions', [...(trusted.length ? ['permit_mynetworks'] : []), 'reject_unauth_destination'].join(', ')],
     ['smtpd_recipient_restrictions', 'reject_non_fqdn_recipient, reject_unlisted_recipient'],
     ['smtpd_data_restrictions', 'reject_unauth_pipelining'],
-    ['smtpd_forbid_bare_newline', 'yes'],
+    // SMTP smuggling: only <CR><LF>.<CR><LF> ends DATA; a bare <LF> is read as <CR><LF> (Postfix 3.9's default).
+    ['smtpd_forbid_bare_newline', 'normalize'],
     ['smtpd_forbid_unauth_pipelining', 'yes'],
     ['smtpd_sasl_auth_enable', 'no'],
     // TLS for every smtpd; port 25 offers it, submission requires it (master.cf).
@@ -107,7 +114,6 @@ const SUBMISSION_OPTIONS = [
   'smtpd_tls_security_level=encrypt',
   'smtpd_sasl_auth_enable=yes',
   'smtpd_tls_auth_only=yes',
-  'smtpd_client_restrictions=',
   'smtpd_helo_restrictions=',
   'smtpd_sender_restrictions=reject_non_fqdn_sender',
   'smtpd_relay_restrictions=permit_sasl_authenticated,reject',

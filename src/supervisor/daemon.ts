@@ -59,11 +59,17 @@ export class Daemon {
   private readonly log: Logger;
   private readonly groups = new Set<number>();
   private onExit: ExitListener = () => {};
+  private onLine: (line: DaemonLogLine) => void = () => {};
   private fifo: { reader: Socket; writer: number } | undefined;
 
   constructor(spec: DaemonSpec, log: Logger) {
     this.spec = spec;
     this.log = log.child({ service: spec.name });
+  }
+
+  /** Called with every parsed log line (the supervisor counts failed authentications). */
+  onLogLine(listener: (line: DaemonLogLine) => void): void {
+    this.onLine = listener;
   }
 
   /** Called when the daemon exits without being asked to. */
@@ -131,7 +137,8 @@ export class Daemon {
         const parsed = this.spec.parseLine(text);
         return this.spec.demote?.(parsed) ? { ...parsed, level: 'debug' as const } : parsed;
       };
-      emitDaemonLine(this.log, parse, line);
+      const parsed = emitDaemonLine(this.log, parse, line);
+      if (parsed) this.onLine(parsed);
     });
   }
 

@@ -52,6 +52,10 @@ export function postfixSpec(paths: StatePaths, demote: (line: DaemonLogLine) => 
   };
 }
 
+export async function reloadPostfix(paths: StatePaths): Promise<void> {
+  await execa('postfix', ['-c', paths.postfix, 'reload'], { timeout: 10_000 });
+}
+
 export function dovecotSpec(paths: StatePaths, demote: (line: DaemonLogLine) => boolean): DaemonSpec {
   return {
     name: 'dovecot',

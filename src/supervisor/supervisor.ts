@@ -5,7 +5,8 @@ import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { Daemon, type DaemonStatus } from './daemon.ts';
 import type { DaemonLogLine } from './daemon-log.ts';
-import { dovecotSpec, postfixSpec } from './daemons.ts';
+import { AuthBans } from './bans.ts';
+import { dovecotSpec, postfixSpec, reloadPostfix } from './daemons.ts';
 import { isProbeLine, probeGreeting, probeSasl, type Greeting, type ProbeResult } from './probes.ts';
 
 export const SUPERVISION = {
@@ -36,6 +37,7 @@ export class Supervisor {
   readonly daemons: Record<DaemonName, Daemon>;
   readonly checks: Check[];
   readonly results = new Map<string, ProbeResult>();
+  readonly bans: AuthBans;
   crashLoop: string | undefined;
   private readonly log: Logger;
   private readonly failingSince = new Map<string, number>();
@@ -66,7 +68,9 @@ export class Supervisor {
       ...greeting('imap', 'dovecot', config.ports.imap, 'imap', false),
       ...greeting('imaps', 'dovecot', config.ports.imaps, 'imap', true),
     ];
+    this.bans = new AuthBans(config.auth.ban, paths.bannedClients, () => reloadPostfix(paths), this.log);
     for (const daemon of Object.values(this.daemons)) {
+      daemon.onLogLine((line) => this.bans.observe(line));
       daemon.onUnexpectedExit(({ code, signal }) => {
         const reason = `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`;
         this.log.error({ event: 'daemon_exit', daemon: daemon.spec.name, code, signal }, `${daemon.spec.name} ${reason}`);
@@ -89,6 +93,7 @@ export class Supervisor {
 
   /** Dovecot first (Postfix's smtpd needs its auth socket), then Postfix; then the probe loop. */
   async start(): Promise<void> {
+    this.bans.init();
     await this.daemons.dovecot.start(this.abort.signal);
     await this.daemons.postfix.start(this.abort.signal);
     this.loop = this.probeLoop();
@@ -192,6 +197,7 @@ export class Supervisor {
   /** Postfix first (stop accepting mail, keep the queue), then Dovecot; every process ended. */
   async stop(): Promise<void> {
     this.abort.abort();
+    this.bans.stop();
     this.wake?.();
     await this.daemons.postfix.stop(5000);
     await this.daemons.dovecot.stop(2000);

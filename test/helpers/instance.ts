@@ -1,7 +1,7 @@
 // Test instances: relaybox in host mode with its own STATE_DIR and loopback ports, relaying only to
 // an smtp-sink on 127.0.0.1 (so nothing a test does can leave this machine).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -88,9 +88,12 @@ export class Sink {
     await waitFor(`smtp-sink on ${this.port}`, 5000, () => accepts(this.port));
   }
 
-  /** The received transactions (envelope headers smtp-sink adds, then the message). */
+  /** The received transactions in arrival order (envelope headers smtp-sink adds, then the message). */
   messages(): string[] {
-    return readdirSync(this.dir).sort().map((name) => readFileSync(`${this.dir}/${name}`, 'utf8'));
+    return readdirSync(this.dir)
+      .map((name) => ({ name, at: statSync(`${this.dir}/${name}`).mtimeMs }))
+      .sort((a, b) => a.at - b.at || a.name.localeCompare(b.name))
+      .map(({ name }) => readFileSync(`${this.dir}/${name}`, 'utf8'));
   }
 
   stop(): void {

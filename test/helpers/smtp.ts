@@ -43,9 +43,10 @@ export class SmtpClient {
     for (const wake of waiting) wake();
   }
 
-  static async connect(port: number, options: { host?: string; tls?: boolean; tlsOptions?: ConnectionOptions; timeoutMs?: number } = {}): Promise<{ client: SmtpClient; greeting: Reply }> {
+  static async connect(port: number, options: { host?: string; localAddress?: string; tls?: boolean; tlsOptions?: ConnectionOptions; timeoutMs?: number } = {}): Promise<{ client: SmtpClient; greeting: Reply }> {
     const host = options.host ?? '127.0.0.1';
-    const socket = options.tls ? connectTls({ host, port, rejectUnauthorized: false, ...options.tlsOptions }) : connectTcp({ host, port });
+    const raw = connectTcp({ host, port, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+    const socket = options.tls ? connectTls({ socket: raw, rejectUnauthorized: false, ...options.tlsOptions }) : raw;
     await new Promise<void>((resolve, reject) => {
       socket.once(options.tls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);

@@ -27,7 +27,7 @@ test('main.cf: no open relay, SASL through Dovecot, smuggling and TLS policy', (
   assert.equal(main.get('smtpd_sasl_security_options'), 'noanonymous');
   assert.equal(main.get('smtpd_sasl_authenticated_header'), 'yes');
   assert.equal(main.get('smtpd_tls_auth_only'), 'yes');
-  assert.equal(main.get('smtpd_forbid_bare_newline'), 'yes');
+  assert.equal(main.get('smtpd_forbid_bare_newline'), 'normalize');
   assert.equal(main.get('smtpd_tls_mandatory_protocols'), '>=TLSv1.2');
   assert.equal(main.get('maillog_file'), '/dev/stdout');
   assert.equal(main.get('virtual_mailbox_domains'), 'example.com');

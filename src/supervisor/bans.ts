@@ -1,0 +1,103 @@
+// Brute-force bans: failed authentications are counted per client address from the daemons' own log
+// lines; past the threshold the address goes into a Postfix access map (refused at connect on every
+// SMTP port) and Postfix reloads. No firewall, so no NET_ADMIN capability is needed.
+import { writeFileSync, renameSync } from 'node:fs';
+import { isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { DaemonLogLine } from './daemon-log.ts';
+
+type BanSettings = Config['auth']['ban'];
+
+// Postfix: "warning: unknown[192.0.2.7]: SASL PLAIN authentication failed: ..."
+const POSTFIX_FAILURE = /^warning: [^\s[]*\[([0-9a-fA-F.:]+)\]: SASL \S+ authentication failed/;
+// Dovecot: "Disconnected: ... (auth failed, 3 attempts in 6 secs): user=<x>, method=PLAIN, rip=192.0.2.7, ..."
+const DOVECOT_FAILURE = /\(auth failed, (\d+) attempts? in .*\brip=([0-9a-fA-F.:]+)/;
+
+/** Which client address failed how many times, from one daemon log line. */
+export function authFailure(line: DaemonLogLine): { address: string; count: number } | undefined {
+  const postfix = POSTFIX_FAILURE.exec(line.msg);
+  if (postfix) return { address: postfix[1]!, count: 1 };
+  const dovecot = DOVECOT_FAILURE.exec(line.msg);
+  if (dovecot) return { address: dovecot[2]!, count: Number(dovecot[1]) };
+  return undefined;
+}
+
+const BANNED_TEXT = 'REJECT too many failed authentications from this address; try again later';
+
+export class AuthBans {
+  private readonly failures = new Map<string, number[]>();
+  private readonly banned = new Map<string, number>();
+  private readonly settings: BanSettings;
+  private readonly file: string;
+  private readonly reload: () => Promise<void>;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(settings: BanSettings, file: string, reload: () => Promise<void>, log: Logger) {
+    this.settings = settings;
+    this.file = file;
+    this.reload = reload;
+    this.log = log;
+  }
+
+  /** Writes the (empty) map before Postfix starts: a missing table would make smtpd defer mail. */
+  init(): void {
+    this.write();
+    this.timer = setInterval(() => void this.expire(Date.now()), 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  get active(): string[] {
+    return [...this.banned.keys()];
+  }
+
+  observe(line: DaemonLogLine, now = Date.now()): void {
+    const failure = authFailure(line);
+    if (!failure || this.settings.threshold === 0 || isIP(failure.address) === 0 || this.banned.has(failure.address)) return;
+    const windowStart = now - this.settings.windowSeconds * 1000;
+    const times = (this.failures.get(failure.address) ?? []).filter((t) => t > windowStart);
+    for (let i = 0; i < failure.count; i++) times.push(now);
+    this.failures.set(failure.address, times);
+    if (times.length >= this.settings.threshold) {
+      this.failures.delete(failure.address);
+      this.banned.set(failure.address, now + this.settings.durationSeconds * 1000);
+      this.log.warn({ event: 'ban', address: failure.address, failures: times.length, seconds: this.settings.durationSeconds }, `banned ${failure.address} for ${this.settings.durationSeconds} s after ${times.length} failed authentications`);
+      void this.apply();
+    }
+  }
+
+  async expire(now: number): Promise<void> {
+    let changed = false;
+    for (const [address, until] of this.banned) {
+      if (until > now) continue;
+      this.banned.delete(address);
+      changed = true;
+      this.log.info({ event: 'unban', address }, `ban on ${address} expired`);
+    }
+    for (const [address, times] of this.failures) {
+      if (times.every((t) => t <= now - this.settings.windowSeconds * 1000)) this.failures.delete(address);
+    }
+    if (changed) await this.apply();
+  }
+
+  private write(): void {
+    const rows = [...this.banned.keys()].map((address) => `${address} ${BANNED_TEXT}\n`);
+    const temporary = `${this.file}.tmp`;
+    writeFileSync(temporary, `# Maintained by the relaybox supervisor (AUTH_BAN_*); rewritten on every ban and unban.\n${rows.join('')}`, { mode: 0o644 });
+    renameSync(temporary, this.file);
+  }
+
+  private async apply(): Promise<void> {
+    this.write();
+    try {
+      await this.reload();
+    } catch (error) {
+      this.log.error({ event: 'ban_reload_failed', error: (error as Error).message }, `postfix reload failed: ${(error as Error).message}`);
+    }
+  }
+}
