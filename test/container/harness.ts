@@ -165,8 +165,21 @@ export async function ensureImage(docker: Docker): Promise<string> {
     writeFileSync(logFile, output);
     if (!(await present())) throw new Error(`image build did not produce ${tag}:\n${output.split('\n').slice(-30).join('\n')}`);
     log(`built ${tag} in ${Math.round((Date.now() - started) / 1000)} s`);
+    await removeOldTestImages(docker, tag);
     return tag;
   });
+}
+
+/** Earlier relaybox:test-* images (other build-context hashes): the vfs storage driver keeps full copies. */
+async function removeOldTestImages(docker: Docker, keep: string): Promise<void> {
+  const images = await docker.listImages({ filters: { reference: ['relaybox:test-*'] } }).catch(() => []);
+  for (const image of images) {
+    if ((image.RepoTags ?? []).includes(keep)) continue;
+    for (const repoTag of image.RepoTags ?? []) {
+      if (!repoTag.startsWith('relaybox:test-')) continue;
+      await docker.getImage(repoTag).remove().catch(() => undefined); // still in use: left alone
+    }
+  }
 }
 
 // ------------------------------------------------------- compose security
