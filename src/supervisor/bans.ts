@@ -66,8 +66,10 @@ export class AuthBans {
     if (times.length >= this.settings.threshold) {
       this.failures.delete(failure.address);
       this.banned.set(failure.address, now + this.settings.durationSeconds * 1000);
-      this.log.warn({ event: 'ban', address: failure.address, failures: times.length, seconds: this.settings.durationSeconds }, `banned ${failure.address} for ${this.settings.durationSeconds} s after ${times.length} failed authentications`);
-      void this.apply();
+      // Logged once Postfix has reloaded the map, i.e. when the ban is in force.
+      void this.apply().then(() =>
+        this.log.warn({ event: 'ban', address: failure.address, failures: times.length, seconds: this.settings.durationSeconds }, `banned ${failure.address} for ${this.settings.durationSeconds} s after ${times.length} failed authentications`),
+      );
     }
   }
 

@@ -157,6 +157,8 @@ export class Instance {
   readonly env: Record<string, string>;
   /** Every line the supervisor printed (stdout and stderr). */
   readonly lines: string[] = [];
+  /** Every HTTP body this instance served to the tests. */
+  readonly bodies: string[] = [];
   child: ChildProcess | undefined;
   exit: Promise<number | null> = Promise.resolve(null);
 
@@ -193,6 +195,7 @@ export class Instance {
   async get(path: string): Promise<{ status: number; body: Record<string, unknown>; text: string }> {
     const response = await fetch(this.url(path));
     const text = await response.text();
+    this.bodies.push(text);
     return { status: response.status, body: JSON.parse(text) as Record<string, unknown>, text };
   }
 
@@ -224,10 +227,26 @@ export class Instance {
     return this.exit;
   }
 
+  /** The configured secrets that must never appear in a log line or HTTP body. */
+  secrets(): string[] {
+    const users = (this.env.MAIL_USERS ?? '').split(/\s+/).filter(Boolean);
+    return [PASSWORD, ...users.map((entry) => entry.slice(entry.indexOf(':') + 1)), this.env.RELAY_PASSWORD ?? ''].filter((secret) => secret.length >= 6);
+  }
+
+  /** Throws when a configured password or hash shows up in what the instance printed or served. */
+  assertNoSecrets(): void {
+    const everything = [...this.lines, ...this.bodies].join('\n');
+    for (const secret of this.secrets()) {
+      if (everything.includes(secret)) throw new Error(`a secret (${secret.slice(0, 4)}...) appeared in the logs or HTTP bodies of ${this.stateDir}`);
+    }
+  }
+
+  /** Stops the instance, checks secrets hygiene over everything it printed, and removes its files. */
   async destroy(): Promise<void> {
     await this.stop();
     this.sink.remove();
     rmSync(this.stateDir, { recursive: true, force: true });
+    this.assertNoSecrets();
   }
 }
 

@@ -1,0 +1,102 @@
+// Container start -> ready/healthy, when a Docker engine answers and a relaybox image is present.
+// The image: $RELAYBOX_BENCH_IMAGE, else the newest local relaybox:test*, relaybox:local or
+// relaybox:latest. Nothing is built or pulled here.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { DOMAIN, HOSTNAME, PASSWORD, freePorts, hashOf, type Sink } from '../helpers/instance.ts';
+import { sleep } from './stats.ts';
+
+const run = promisify(execFile);
+
+export interface ContainerResult {
+  ready: number[];
+  healthy: number[];
+  /** Why nothing was measured, or which image was. */
+  note: string;
+  errors: string[];
+}
+
+async function docker(args: string[], timeoutMs = 30_000): Promise<string> {
+  const { stdout } = await run('docker', args, { timeout: timeoutMs, encoding: 'utf8' });
+  return stdout.trim();
+}
+
+async function findImage(): Promise<string | undefined> {
+  const given = process.env.RELAYBOX_BENCH_IMAGE;
+  if (given) return given;
+  const list = await docker(['images', 'relaybox', '--format', '{{.Repository}}:{{.Tag}}']);
+  return list.split('\n').find((tag) => /^relaybox:(test|local$|latest$)/.test(tag));
+}
+
+/** Polls `check` every `everyMs` until it is true; elapsed ms since t0, or NaN on timeout. */
+async function until(t0: number, timeoutMs: number, everyMs: number, check: () => Promise<boolean>): Promise<number> {
+  while (performance.now() - t0 < timeoutMs) {
+    if (await check().catch(() => false)) return performance.now() - t0;
+    await sleep(everyMs);
+  }
+  return Number.NaN;
+}
+
+export async function containerStartTrials(trials: number, sink: Sink, log: (m: string) => void): Promise<ContainerResult> {
+  const out: ContainerResult = { ready: [], healthy: [], note: '', errors: [] };
+  try {
+    await docker(['info', '--format', '{{.ServerVersion}}'], 10_000);
+  } catch {
+    out.note = 'not measured: no engine';
+    return out;
+  }
+  const image = await findImage().catch(() => undefined);
+  if (!image) {
+    out.note = 'not measured: no relaybox image (build one, or set RELAYBOX_BENCH_IMAGE)';
+    return out;
+  }
+  let imageId = '?';
+  try {
+    imageId = (await docker(['image', 'inspect', image, '--format', '{{.Id}}'])).replace('sha256:', '').slice(0, 12);
+  } catch {
+    out.note = `not measured: image ${image} not present`;
+    return out;
+  }
+  out.note = `image \`${image}\` (${imageId}), host network, compose.yaml's security options, fresh anonymous volume each trial`;
+  for (let i = 0; i < trials; i++) {
+    const ports = await freePorts();
+    const env = {
+      MAIL_HOSTNAME: HOSTNAME,
+      MAIL_DOMAINS: DOMAIN,
+      MAIL_USERS: `alice@${DOMAIN}:${hashOf(PASSWORD)}`,
+      RELAY_HOST: `[127.0.0.1]:${sink.port}`,
+      BIND_ADDRESS: '127.0.0.1',
+      PORT_SMTP: String(ports.smtp),
+      PORT_SUBMISSION: String(ports.submission),
+      PORT_SUBMISSIONS: String(ports.submissions),
+      PORT_IMAP: String(ports.imap),
+      PORT_IMAPS: String(ports.imaps),
+      PORT_HTTP: String(ports.http),
+    };
+    let id = '';
+    try {
+      id = await docker([
+        'create', '--network', 'host', '--read-only', '--tmpfs', '/tmp:mode=1777,size=16m', '--tmpfs', '/run:mode=0755,size=16m',
+        '--security-opt', 'no-new-privileges:true', '--cap-drop', 'ALL',
+        ...['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'NET_BIND_SERVICE', 'KILL', 'SYS_CHROOT'].flatMap((cap) => ['--cap-add', cap]),
+        '-v', '/var/lib/relaybox', '--health-interval', '250ms', '--label', 'relaybox.bench=1',
+        ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+        image,
+      ]);
+      const t0 = performance.now();
+      await docker(['start', id]);
+      const url = `http://127.0.0.1:${ports.http}/ready`;
+      const ready = await until(t0, 60_000, 10, async () => (await fetch(url, { signal: AbortSignal.timeout(1000) })).status === 200);
+      const healthy = await until(t0, 60_000, 50, async () => (await docker(['inspect', '-f', '{{.State.Health.Status}}', id])) === 'healthy');
+      if (Number.isFinite(ready)) out.ready.push(ready);
+      else out.errors.push('container: /ready not 200 within 60 s');
+      if (Number.isFinite(healthy)) out.healthy.push(healthy);
+      log(`container start->ready ${i + 1}/${trials}: ${Math.round(ready)} ms, healthy ${Math.round(healthy)} ms`);
+    } catch (error) {
+      out.errors.push(`container: ${(error as Error).message.split('\n')[0]}`);
+    } finally {
+      if (id) await docker(['rm', '-f', '-v', id]).catch(() => undefined);
+    }
+  }
+  return out;
+}

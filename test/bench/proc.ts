@@ -1,0 +1,63 @@
+// /proc readers for the footprint figures: CPU seconds (utime+stime) and RSS of one process, and
+// the members of a process group.
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+function statFields(pid: number): string[] | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after "pid (comm) ": state is field 3, so index 0 here is field 3.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** utime + stime of the process itself (not its children), in seconds. */
+export function cpuSeconds(pid: number): number {
+  const f = statFields(pid);
+  if (!f) return Number.NaN;
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+}
+
+/** VmRSS in MiB. */
+export function rssMiB(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : Number.NaN;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+export function processGroup(pid: number): number | undefined {
+  const f = statFields(pid);
+  return f && f[0] !== 'Z' ? Number(f[2]) : undefined;
+}
+
+export function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Live pids in process group `group` whose comm is `name` (any name when omitted). */
+export function groupMembers(group: number, name?: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry))
+    .map(Number)
+    .filter((pid) => processGroup(pid) === group && (name === undefined || comm(pid) === name));
+}
+
+export function readPid(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 0 && processGroup(pid) !== undefined ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
