@@ -40,7 +40,7 @@ async function until(t0: number, timeoutMs: number, everyMs: number, check: () =
 export async function containerStartTrials(trials: number, sink: Sink, log: (m: string) => void): Promise<ContainerResult> {
   const out: ContainerResult = { ready: [], healthy: [], note: '', errors: [] };
   try {
-    await docker(['info', '--format', '{{.ServerVersion}}'], 10_000);
+    await docker(['info', '--format', '{{.ServerVersion}}'], 30_000);
   } catch {
     out.note = 'not measured: no engine';
     return out;
