@@ -5,7 +5,7 @@ import { isAbsolute } from 'node:path';
 import { isIP } from 'node:net';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
-import { parseCidr, parseDomain, parseRelayHost, parseUserEntry, splitList, splitUserEntries, type Parsed, type UserEntry } from './values.ts';
+import { parseAliasEntry, parseCidr, parseDomain, parseQuota, parseRelayHost, parseUserEntry, splitList, splitUserEntries, type AliasEntry, type Parsed, type UserEntry } from './values.ts';
 
 export interface EnvDoc {
   group: string;
@@ -80,6 +80,18 @@ const usersFile = z
     description: 'Path of a file in the MAIL_USERS format (a Docker or Kubernetes secret); lines starting with # are comments. May be combined with MAIL_USERS; an address in both is an error.',
   });
 
+function parseAliases(raw: string, ctx: Ctx): AliasEntry[] {
+  return splitUserEntries(raw).flatMap((entry) => {
+    const parsed = parseAliasEntry(entry);
+    if (parsed.ok) return [parsed.value];
+    ctx.addIssue({ code: 'custom', message: parsed.message, input: entry });
+    return [];
+  });
+}
+
+const ALIASES_DESCRIPTION =
+  'Aliases for the local domains: entries `alias@domain:target[,target...]` separated by spaces or newlines; targets may be local users or remote addresses; `@domain:target` is a catch-all. A user may also send as the aliases that point to them.';
+
 const secretFile = (doc: EnvDoc) =>
   text(doc).transform((path, ctx) => (path === '' ? undefined : readText(path, ctx)?.replace(/\r?\n$/, '')));
 
@@ -137,6 +149,13 @@ export const envVariables = z.object({
     ]),
     MAIL_USERS: usersList,
     MAIL_USERS_FILE: usersFile,
+    MAIL_ALIASES: text({ group: 'Mailboxes', description: ALIASES_DESCRIPTION }).transform(parseAliases),
+    MAIL_ALIASES_FILE: text({ group: 'Mailboxes', description: 'Path of a file in the MAIL_ALIASES format; lines starting with # are comments. May be combined with MAIL_ALIASES; an alias in both is an error.' }).transform((path, ctx) =>
+      parseAliases(path === '' ? '' : (readText(path, ctx) ?? ''), ctx),
+    ),
+    MAILBOX_QUOTA: text({ group: 'Mailboxes', description: 'Storage quota per mailbox, e.g. `2G` or `500M`, enforced by Dovecot; mail to a full mailbox is refused at RCPT with 552 5.2.2. Empty = no quota.' }).transform((raw, ctx) =>
+      raw.trim() === '' ? undefined : take(parseQuota(raw), ctx, raw),
+    ),
     RELAY_HOST: text({ group: 'Upstream', description: 'Smarthost for outgoing mail as `[host]:port` (no MX lookup) or `host:port`. Empty = deliver directly to the recipients\' MX hosts.' }).transform((raw, ctx) =>
       raw.trim() === '' ? undefined : take(parseRelayHost(raw), ctx, raw),
     ),
@@ -205,6 +224,16 @@ export const envSchema = envVariables
         seen.add(user.address);
       }
     }
+    const aliasSeen = new Set<string>();
+    const users = new Set([...env.MAIL_USERS, ...env.MAIL_USERS_FILE].map((u) => u.address));
+    for (const [variable, list] of [['MAIL_ALIASES', env.MAIL_ALIASES], ['MAIL_ALIASES_FILE', env.MAIL_ALIASES_FILE]] as const) {
+      for (const entry of list) {
+        if (!env.MAIL_DOMAINS.includes(entry.domain)) ctx.addIssue({ code: 'custom', path: [variable], message: `${entry.alias}: ${entry.domain} is not in MAIL_DOMAINS; aliases are for the local domains`, input: '' });
+        if (users.has(entry.alias)) ctx.addIssue({ code: 'custom', path: [variable], message: `${entry.alias} is also a user in MAIL_USERS; an address is either a user or an alias`, input: '' });
+        if (aliasSeen.has(entry.alias)) ctx.addIssue({ code: 'custom', path: [variable], message: `${entry.alias} is defined more than once across MAIL_ALIASES and MAIL_ALIASES_FILE`, input: '' });
+        aliasSeen.add(entry.alias);
+      }
+    }
     const both = (a: keyof typeof env, b: keyof typeof env) => {
       if (env[a] && env[b]) ctx.addIssue({ code: 'custom', path: [b], message: `set either ${a} or ${b}, not both`, input: '' });
     };
@@ -233,6 +262,8 @@ export const envSchema = envVariables
       hostname: env.MAIL_HOSTNAME,
       domains: env.MAIL_DOMAINS,
       users: [...env.MAIL_USERS, ...env.MAIL_USERS_FILE],
+      aliases: [...env.MAIL_ALIASES, ...env.MAIL_ALIASES_FILE],
+      mailboxQuota: env.MAILBOX_QUOTA,
       relay: env.RELAY_HOST && {
         ...env.RELAY_HOST,
         credentials: relayUsername && relayPassword ? { username: relayUsername, password: relayPassword } : undefined,

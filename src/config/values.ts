@@ -112,3 +112,47 @@ export function splitUserEntries(text: string): string[] {
     .flatMap((line) => line.split(/\s+/))
     .filter((item) => item.length > 0);
 }
+
+export interface AliasEntry {
+  /** `alias@domain`, or `@domain` for a catch-all. */
+  alias: string;
+  domain: string;
+  targets: string[];
+}
+
+/** One `alias@domain:target[,target...]` or `@domain:target` entry. */
+export function parseAliasEntry(entry: string): Parsed<AliasEntry> {
+  const expected = 'entries of the form alias@domain:target[,target...] or @domain:target for a catch-all';
+  const colon = entry.indexOf(':');
+  if (colon <= 0) return fail(expected);
+  const left = entry.slice(0, colon);
+  const targets = entry.slice(colon + 1).split(',').filter(Boolean);
+  if (targets.length === 0) return fail(`${left}: no target; ${expected}`);
+  let alias: string;
+  let domain: string;
+  if (left.startsWith('@')) {
+    const parsed = parseDomain(left.slice(1));
+    if (!parsed.ok) return fail(`"${left}": ${parsed.message}`);
+    domain = parsed.value;
+    alias = `@${domain}`;
+  } else {
+    const parsed = parseAddress(left);
+    if (!parsed.ok) return fail(`"${left}" is not ${parsed.message}`);
+    alias = parsed.value;
+    domain = alias.slice(alias.lastIndexOf('@') + 1);
+  }
+  const parsedTargets: string[] = [];
+  for (const target of targets) {
+    const parsed = parseAddress(target);
+    if (!parsed.ok) return fail(`${alias}: target "${target}" is not ${parsed.message}`);
+    parsedTargets.push(parsed.value);
+  }
+  return ok({ alias, domain, targets: parsedTargets });
+}
+
+/** `2G`, `500M`, `1024K`, `10T` or bytes; Dovecot's quota_rule size syntax. */
+export function parseQuota(raw: string): Parsed<string> {
+  const match = /^(\d+)([KMGT]?)$/i.exec(raw.trim());
+  if (!match || Number(match[1]) === 0) return fail('a size such as 500M or 2G (K, M, G, T suffixes), or empty for no quota');
+  return ok(`${match[1]}${(match[2] ?? '').toUpperCase()}`);
+}

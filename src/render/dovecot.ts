@@ -77,6 +77,33 @@ service imap-login {
 protocol lmtp {
   postmaster_address = postmaster@${config.domains[0] ?? config.hostname}
 }
+${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths) : ''}`;
+}
+
+/** Dovecot enforces MAILBOX_QUOTA; its quota-status service lets Postfix refuse at RCPT time. */
+function quotaConf(quota: string, paths: StatePaths): string {
+  return `
+mail_plugins = $mail_plugins quota
+protocol imap {
+  mail_plugins = $mail_plugins imap_quota
+}
+lmtp_rcpt_check_quota = yes
+plugin {
+  quota = maildir:User quota
+  quota_rule = *:storage=${quota}
+  quota_status_success = DUNNO
+  quota_status_nouser = DUNNO
+  quota_status_overquota = "552 5.2.2 Mailbox is full"
+}
+service quota-status {
+  executable = quota-status -p postfix
+  client_limit = 1
+  unix_listener ${paths.quotaSocket} {
+    mode = 0600
+    user = postfix
+    group = postfix
+  }
+}
 `;
 }
 

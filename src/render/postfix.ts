@@ -61,7 +61,7 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
     ['disable_vrfy_command', 'yes'],
     ['strict_rfc821_envelopes', 'yes'],
     ['smtpd_relay_restrictions', [...(trusted.length ? ['permit_mynetworks'] : []), 'reject_unauth_destination'].join(', ')],
-    ['smtpd_recipient_restrictions', 'reject_non_fqdn_recipient, reject_unlisted_recipient'],
+    ['smtpd_recipient_restrictions', ['reject_non_fqdn_recipient', 'reject_unlisted_recipient', ...quotaCheck(config)].join(', ')],
     ['smtpd_data_restrictions', 'reject_unauth_pipelining'],
     // SMTP smuggling: only <CR><LF>.<CR><LF> ends DATA; a bare <LF> is read as <CR><LF> (Postfix 3.9's default).
     ['smtpd_forbid_bare_newline', 'normalize'],
@@ -91,6 +91,7 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
     ['virtual_mailbox_domains', config.domains.join(', ')],
     ['virtual_mailbox_maps', `texthash:${paths.mailboxMap}`],
     ['virtual_transport', 'lmtp:unix:private/dovecot-lmtp'],
+    ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
     // Upstream.
     ['relayhost', relay ? `${relay.noMx ? `[${relay.host}]` : relay.host}:${relay.port}` : ''],
     ['smtp_tls_security_level', credentials ? 'encrypt' : 'may'],
@@ -109,8 +110,13 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
   ])}\n`;
 }
 
+/** With MAILBOX_QUOTA, Dovecot's quota-status answers at RCPT time (552 5.2.2 when a mailbox is full). */
+function quotaCheck(config: RenderInput['config']): string[] {
+  return config.mailboxQuota ? ['check_policy_service unix:private/quota-status'] : [];
+}
+
 // Submission (587 STARTTLS, 465 implicit TLS): authenticated users only, each sending as themselves.
-const SUBMISSION_OPTIONS = [
+const submissionOptions = (config: RenderInput['config']) => [
   'smtpd_tls_security_level=encrypt',
   'smtpd_sasl_auth_enable=yes',
   'smtpd_tls_auth_only=yes',
@@ -118,7 +124,7 @@ const SUBMISSION_OPTIONS = [
   'smtpd_sender_restrictions=reject_non_fqdn_sender',
   'smtpd_relay_restrictions=permit_sasl_authenticated,reject',
   // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
-  'smtpd_recipient_restrictions=reject_non_fqdn_recipient,reject_sender_login_mismatch,reject_unlisted_recipient',
+  `smtpd_recipient_restrictions=${['reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
   'milter_macro_daemon_name=ORIGINATING',
 ];
 
@@ -129,9 +135,9 @@ export function renderMasterCf({ config }: RenderInput): string {
     [[name, type, priv, unpriv, chroot, wakeup, maxproc, command].join('  '), ...options.map((o) => `  -o ${o}`)].join('\n');
   const entries = [
     smtp > 0 && service(listenerName(bind, smtp), 'inet', 'n', '-', 'y', '-', '-', 'smtpd'),
-    submission > 0 && service(listenerName(bind, submission), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submission', ...SUBMISSION_OPTIONS]),
+    submission > 0 && service(listenerName(bind, submission), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submission', ...submissionOptions(config)]),
     submissions > 0 &&
-      service(listenerName(bind, submissions), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submissions', 'smtpd_tls_wrappermode=yes', ...SUBMISSION_OPTIONS]),
+      service(listenerName(bind, submissions), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submissions', 'smtpd_tls_wrappermode=yes', ...submissionOptions(config)]),
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
     service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
     service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
@@ -163,6 +169,25 @@ function table(rows: Array<[string, string]>): string {
   return `${HEADER}${rows.map(([key, value]) => `${key} ${value}\n`).join('')}`;
 }
 
+/** Who may use which sender address: each user their own, plus the aliases that point to them. */
+function senderLogins({ users, config }: RenderInput): Array<[string, string]> {
+  const known = new Set(users.map((u) => u.address));
+  const aliasRows = config.aliases
+    .filter((a) => !a.alias.startsWith('@'))
+    .map((a): [string, string[]] => [a.alias, a.targets.filter((t) => known.has(t))])
+    .filter(([, logins]) => logins.length > 0)
+    .map(([alias, logins]): [string, string] => [alias, logins.join(',')]);
+  return [...users.map((u): [string, string] => [u.address, u.address]), ...aliasRows];
+}
+
+/** Aliases; with a catch-all, local users map to themselves first so the catch-all cannot swallow them. */
+function aliasRows({ users, config }: RenderInput): Array<[string, string]> {
+  const local = new Set(config.domains);
+  const hasCatchAll = config.aliases.some((a) => a.alias.startsWith('@'));
+  const selves = hasCatchAll ? users.filter((u) => local.has(u.address.split('@')[1] ?? '')).map((u): [string, string] => [u.address, u.address]) : [];
+  return [...selves, ...config.aliases.map((a): [string, string] => [a.alias, a.targets.join(',')])];
+}
+
 export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFile[] {
   const local = new Set(input.config.domains);
   const credentials = input.config.relay?.credentials;
@@ -170,7 +195,8 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
   return [
     { path: paths.mainCf, content: renderMainCf(input, paths), mode: 0o644 },
     { path: paths.masterCf, content: renderMasterCf(input), mode: 0o644 },
-    { path: paths.senderLoginMap, content: table(input.users.map((u) => [u.address, u.address])), mode: 0o644 },
+    { path: paths.senderLoginMap, content: table(senderLogins(input)), mode: 0o644 },
+    { path: paths.aliasMap, content: table(aliasRows(input)), mode: 0o644 },
     {
       path: paths.mailboxMap,
       content: table(input.users.filter((u) => local.has(u.address.split('@')[1] ?? '')).map((u) => [u.address, 'OK'])),

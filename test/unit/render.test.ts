@@ -96,3 +96,25 @@ test('users become the passwd-file (0640, group dovecot), the login map and the 
 test('rendering is pure: same input, same output', () => {
   assert.deepEqual(renderAll(input()), renderAll(input()));
 });
+
+test('aliases: virtual_alias_maps, catch-all keeps real users, senders may use aliases pointing to them', () => {
+  const files = renderAll(input({ MAIL_ALIASES: 'team@example.com:alice@example.com,partner@outside.example @example.com:alice@example.com' }));
+  const aliases = files.find((f) => f.path.endsWith('/postfix/aliases'))!.content;
+  assert.match(aliases, /^team@example\.com alice@example\.com,partner@outside\.example$/m);
+  assert.match(aliases, /^@example\.com alice@example\.com$/m);
+  assert.match(aliases, /^alice@example\.com alice@example\.com$/m, 'a catch-all must not swallow a real user');
+  const logins = files.find((f) => f.path.endsWith('/sender_login'))!.content;
+  assert.match(logins, /^team@example\.com alice@example\.com$/m);
+  assert.doesNotMatch(logins, /^@example\.com/m, 'a catch-all gives no right to send as the whole domain');
+});
+
+test('MAILBOX_QUOTA: Dovecot quota with quota-status, and Postfix asks it at RCPT time', () => {
+  const rendered = input({ MAILBOX_QUOTA: '2g' });
+  const conf = renderDovecotConf(rendered, statePaths('/srv/rb'));
+  assert.match(conf, /quota_rule = \*:storage=2G/);
+  assert.match(conf, /quota_status_overquota = "552 5\.2\.2 Mailbox is full"/);
+  assert.match(conf, /unix_listener \/srv\/rb\/queue\/private\/quota-status/);
+  assert.match(renderMainCf(rendered, statePaths('/srv/rb')), /^smtpd_recipient_restrictions = .*check_policy_service unix:private\/quota-status$/m);
+  assert.match(renderMasterCf(rendered), /check_policy_service,unix:private\/quota-status/);
+  assert.doesNotMatch(renderDovecotConf(input(), statePaths('/srv/rb')), /quota/);
+});

@@ -1,0 +1,6 @@
+// The HTTP surface's paths: one source of truth for the server, the image's healthcheck and the
+// Kubernetes manifests' probes (a test checks the manifests against these).
+export const ROUTES = {
+  health: '/health',
+  ready: '/ready',
+} as const;
