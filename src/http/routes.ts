@@ -3,4 +3,5 @@
 export const ROUTES = {
   health: '/health',
   ready: '/ready',
+  metrics: '/metrics',
 } as const;

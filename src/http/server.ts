@@ -22,5 +22,10 @@ export function buildHttpServer(supervisor: Supervisor) {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, daemons: supervisor.status() });
   });
 
+  app.get(ROUTES.metrics, async (_request, reply) => {
+    const { registry } = supervisor.metrics;
+    return reply.type(registry.contentType).send(await registry.metrics());
+  });
+
   return app;
 }

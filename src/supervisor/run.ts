@@ -31,7 +31,7 @@ async function prepare(config: Config, log: Logger) {
   const check = await execa('postfix', ['-c', paths.postfix, 'check'], { reject: false, all: true });
   for (const line of check.all.split('\n').filter(Boolean)) log.warn({ event: 'postfix_check' }, line);
   if (check.exitCode !== 0) throw new Error(`postfix check failed (exit ${check.exitCode})`);
-  return paths;
+  return { paths, tls };
 }
 
 export async function runSupervisor(config: Config, root: Logger): Promise<number> {
@@ -45,8 +45,8 @@ export async function runSupervisor(config: Config, root: Logger): Promise<numbe
     }
     return EXIT_CONFIG;
   }
-  const paths = await prepare(config, log);
-  const supervisor = new Supervisor(config, paths, root);
+  const { paths, tls } = await prepare(config, log);
+  const supervisor = new Supervisor(config, paths, tls, root);
   const http = buildHttpServer(supervisor);
 
   let stopping: Promise<number> | undefined;

@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { Daemon, type DaemonStatus } from './daemon.ts';
 import type { DaemonLogLine } from './daemon-log.ts';
+import { Metrics } from '../metrics/metrics.ts';
 import { AuthBans } from './bans.ts';
 import { dovecotSpec, postfixSpec, reloadPostfix } from './daemons.ts';
 import { isProbeLine, probeGreeting, probeSasl, type Greeting, type ProbeResult } from './probes.ts';
@@ -38,6 +39,7 @@ export class Supervisor {
   readonly checks: Check[];
   readonly results = new Map<string, ProbeResult>();
   readonly bans: AuthBans;
+  readonly metrics: Metrics;
   crashLoop: string | undefined;
   private readonly log: Logger;
   private readonly failingSince = new Map<string, number>();
@@ -49,7 +51,7 @@ export class Supervisor {
   private readonly restarting = new Set<DaemonName>();
 
   /** `root` is the logger without a service; each daemon and the supervisor get their own child. */
-  constructor(config: Config, paths: StatePaths, root: Logger) {
+  constructor(config: Config, paths: StatePaths, tls: { certFile: string }, root: Logger) {
     this.log = root.child({ service: 'supervisor' });
     const log = root;
     const demote = (line: DaemonLogLine) => isProbeLine(line.msg);
@@ -69,8 +71,18 @@ export class Supervisor {
       ...greeting('imaps', 'dovecot', config.ports.imaps, 'imap', true),
     ];
     this.bans = new AuthBans(config.auth.ban, paths.bannedClients, () => reloadPostfix(paths), this.log);
+    this.metrics = new Metrics({
+      daemons: () => this.status(),
+      probes: () => this.results,
+      bansActive: () => this.bans.active.length,
+      queueDir: paths.queue,
+      certFile: () => tls.certFile,
+    });
     for (const daemon of Object.values(this.daemons)) {
-      daemon.onLogLine((line) => this.bans.observe(line));
+      daemon.onLogLine((line) => {
+        this.bans.observe(line);
+        this.metrics.observe(line);
+      });
       daemon.onUnexpectedExit(({ code, signal }) => {
         const reason = `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`;
         this.log.error({ event: 'daemon_exit', daemon: daemon.spec.name, code, signal }, `${daemon.spec.name} ${reason}`);

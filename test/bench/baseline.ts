@@ -39,6 +39,8 @@ export interface BaselineOptions {
   keyFile: string;
   /** passwd-file lines: address:{SCHEME}hash */
   users: Array<{ address: string; hash: string }>;
+  /** Extra main.cf lines (e.g. a variant of the baseline). */
+  extraMainCf?: string[];
 }
 
 export class Baseline {
@@ -73,7 +75,7 @@ export class Baseline {
     mkdirSync(`${dir}/data`, { recursive: true });
     mkdirSync(`${dir}/queue`, { recursive: true });
     chownSync(`${dir}/data`, Number(execFileSync('id', ['-u', 'postfix'], { encoding: 'utf8' })), 0);
-    writeFileSync(`${b.configDir}/main.cf`, fill('main.cf'));
+    writeFileSync(`${b.configDir}/main.cf`, fill('main.cf') + (o.extraMainCf ?? []).map((line) => `${line}\n`).join(''));
     writeFileSync(`${b.configDir}/master.cf`, fill('master.cf'));
     writeFileSync(`${dir}/dovecot.conf`, fill('dovecot.conf'));
     writeFileSync(`${dir}/passwd`, o.users.map((u) => `${u.address}:${u.hash}::::::\n`).join(''), { mode: 0o640 });
@@ -94,12 +96,7 @@ export class Baseline {
 
   /** Files in the queue (incoming, active, deferred, maildrop, hold): 0 once everything is relayed. */
   queued(): number {
-    try {
-      const out = execFileSync('find', [`${this.dir}/queue/incoming`, `${this.dir}/queue/active`, `${this.dir}/queue/deferred`, `${this.dir}/queue/maildrop`, `${this.dir}/queue/hold`, '-type', 'f'], { encoding: 'utf8' });
-      return out.split('\n').filter(Boolean).length;
-    } catch {
-      return -1;
-    }
+    return queuedIn(`${this.dir}/queue`);
   }
 
   async stop(): Promise<void> {

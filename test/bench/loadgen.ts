@@ -4,6 +4,8 @@
 // Run as its own process (so its CPU use does not disturb the /health poller in run.ts):
 //   node test/bench/loadgen.ts '{"port":587,"concurrency":8,"perConnection":20,...}'
 // prints one JSON LoadResult line on stdout.
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { SmtpClient } from '../helpers/smtp.ts';
 import { percentile } from './stats.ts';
 
@@ -38,6 +40,30 @@ export interface LoadResult {
   /** Connect..235 after AUTH, per session (measured window only). */
   setupP50: number;
   sessions: number;
+  /** Every accepted message, warm-up and overrun included (for CPU per message). */
+  total: number;
+  /** Single commands (measured window) whose reply took 900 ms or more, by command. */
+  stalls: Record<string, number>;
+}
+
+const STALL_MS = 900;
+
+/** MAIL, RCPT, DATA, message: the final reply, and each command's reply time. */
+async function transaction(client: SmtpClient, from: string, to: string, body: string, timings: Array<[string, number]>): Promise<{ code: number; text: string }> {
+  const step = async (verb: string, line: string | undefined, payload?: string) => {
+    const t0 = performance.now();
+    const reply = line !== undefined ? await client.cmd(line) : (client.write(payload!), await client.read());
+    timings.push([verb, performance.now() - t0]);
+    return reply;
+  };
+  let reply = await step('MAIL', `MAIL FROM:<${from}>`);
+  if (reply.code !== 250) return reply;
+  reply = await step('RCPT', `RCPT TO:<${to}>`);
+  if (reply.code !== 250) return reply;
+  reply = await step('DATA', 'DATA');
+  if (reply.code !== 354) return reply;
+  // makeMessage() has CRLF lines and no line starting with a dot.
+  return step('end of data', undefined, `${body}.\r\n`);
 }
 
 /** A message of exactly `size` bytes (CRLF lines of at most 78 characters). */
@@ -84,6 +110,61 @@ export async function authOnce(port: number, user: string, password: string, tim
   }
 }
 
+/** Reads from a socket until `done` matches the accumulated text. */
+function readUntil(socket: Socket, done: RegExp, timeoutMs = 5000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => finish(new Error(`no ${done} within ${timeoutMs} ms: ${JSON.stringify(text)}`)), timeoutMs);
+    const finish = (error?: Error) => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', finish);
+      if (error) reject(error);
+      else resolve(text);
+    };
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (done.test(text)) finish();
+    };
+    socket.on('data', onData);
+    socket.once('error', finish);
+  });
+}
+
+/**
+ * Latency of the first command after the TLS handshake (EHLO -> 250) over fresh STARTTLS sessions:
+ * shows a TLS 1.3 session ticket that the server's Nagle holds back the reply behind until the
+ * client's delayed ACK.
+ */
+export async function ehloAfterTls(port: number, sessions = 10): Promise<number[]> {
+  const out: number[] = [];
+  const last = /^250 .*\r\n/m;
+  for (let i = 0; i < sessions; i++) {
+    const socket = connectTcp({ host: '127.0.0.1', port });
+    let secure: TLSSocket | undefined;
+    try {
+      await readUntil(socket, /^220 .*\r\n/m);
+      socket.write('EHLO bench.example\r\n');
+      await readUntil(socket, last);
+      socket.write('STARTTLS\r\n');
+      await readUntil(socket, /^220 .*\r\n/m);
+      secure = connectTls({ socket, rejectUnauthorized: false });
+      await new Promise<void>((resolve, reject) => {
+        secure!.once('secureConnect', () => resolve());
+        secure!.once('error', reject);
+      });
+      const t0 = performance.now();
+      secure.write('EHLO bench.example\r\n');
+      await readUntil(secure, last);
+      out.push(performance.now() - t0);
+    } finally {
+      secure?.destroy();
+      socket.destroy();
+    }
+  }
+  return out;
+}
+
 export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const start = performance.now();
   const windowStart = start + o.warmupMs;
@@ -97,6 +178,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   let sessions = 0;
   let lastDone = windowStart;
   let seq = 0;
+  let total = 0;
+  const stalls: Record<string, number> = {};
   const inWindow = (t: number) => t >= windowStart && t <= windowEnd;
   const fail = (error: unknown, t: number) => {
     if (t < windowStart) return; // warm-up errors are not counted
@@ -119,9 +202,12 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
           const m0 = i === 0 && o.perConnection === 1 ? t0 : performance.now();
           if (i > 0 && (m0 > windowEnd || messages >= o.maxMessages)) break;
           const body = makeMessage(o.from, o.to, o.size, `w${id}-${seq++}-${Date.now()}`);
-          const { final } = await client.send(o.from, [o.to], body);
+          const timings: Array<[string, number]> = [];
+          const final = await transaction(client, o.from, o.to, body, timings);
           const m1 = performance.now();
+          if (inWindow(m0)) for (const [verb, ms] of timings) if (ms >= STALL_MS) stalls[verb] = (stalls[verb] ?? 0) + 1;
           if (final.code !== 250) throw new Error(`message refused: ${final.code} ${final.text}`);
+          total += 1;
           if (inWindow(m0)) {
             latencies.push(m1 - m0);
             messages += 1;
@@ -150,6 +236,8 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
     p99: percentile(latencies, 99),
     setupP50: percentile(setups, 50),
     sessions,
+    total,
+    stalls,
   };
 }
 

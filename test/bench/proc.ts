@@ -61,3 +61,28 @@ export function readPid(file: string): number | undefined {
     return undefined;
   }
 }
+
+/** utime+stime+cutime+cstime of one process (reaped children included), in seconds. */
+function totalWithChildren(pid: number): number {
+  const f = statFields(pid);
+  if (!f) return 0;
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK; // fields 14-17
+}
+
+/**
+ * CPU seconds used so far by every process of the given process groups: each live member's own
+ * utime+stime, plus what the group leader has reaped (cutime+cstime), so processes that exited
+ * (Postfix's smtpd after max_use, Dovecot's auth workers) still count.
+ */
+export function groupsCpuSeconds(groups: number[]): number {
+  const wanted = new Set(groups);
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const f = statFields(pid);
+    if (!f || !wanted.has(Number(f[2]))) continue;
+    total += wanted.has(pid) ? totalWithChildren(pid) : (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  }
+  return total;
+}

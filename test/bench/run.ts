@@ -14,8 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { DOMAIN, HOSTNAME, Instance, PASSWORD, Sink, freePort, hashOf } from '../helpers/instance.ts';
 import { statePaths } from '../../src/render/paths.ts';
 import { Baseline, queuedIn } from './baseline.ts';
-import { authOnce, type LoadOptions, type LoadResult } from './loadgen.ts';
-import { comm, cpuSeconds, groupMembers, readPid, rssMiB } from './proc.ts';
+import { authOnce, ehloAfterTls, type LoadOptions, type LoadResult } from './loadgen.ts';
+import { comm, cpuSeconds, groupMembers, groupsCpuSeconds, readPid, rssMiB } from './proc.ts';
 import { fmt, median, medP95, percentile, ratio, sleep } from './stats.ts';
 import { containerStartTrials, type ContainerResult } from './container.ts';
 
@@ -367,13 +367,23 @@ interface LoadRow {
   health?: { p50: number; p99: number; samples: number; failures: number };
   supervisor?: { cpu: number; rssMax: number; seconds: number; logLines: number };
   drainedBefore: Record<Target, boolean>;
+  /** CPU ms per accepted message, from the start of the load until the queue was empty again. */
+  cpuPerMessage: Partial<Record<Target, { daemons: number; supervisor: number }>>;
 }
 
 interface Footprint {
   idle: { cpu: number; rssMax: number; rssMedian: number; seconds: number; health: { p50: number; p99: number; samples: number } };
 }
 
+interface TicketCheck {
+  /** ms from the end of the TLS handshake to the 250 of the first EHLO, fresh sessions. */
+  firstReply: Record<Target | 'baselineNoTickets', number[]>;
+  /** baseline (b) with tls_config_file NumTickets = 0: 1 client and 8 clients, 1 msg/conn. */
+  load: Array<{ concurrency: number; result: LoadResult | undefined }>;
+}
+
 interface ThroughputResults {
+  tickets: TicketCheck;
   rows: LoadRow[];
   footprint: Footprint;
   mainCfDiff: string;
@@ -408,6 +418,12 @@ async function throughput(): Promise<ThroughputResults> {
 
   const ports: Record<Target, number> = { ceiling: ceiling.port, baseline: baselinePort, relaybox: inst.ports.submission };
   const queued: Record<Target, () => number> = { ceiling: () => 0, baseline: () => baseline.queued(), relaybox: () => queuedIn(paths.queue) };
+  // Process groups of the daemons (each master leads its own group).
+  const daemonGroups: Record<Target, () => number[]> = {
+    ceiling: () => [],
+    baseline: () => [readPid(`${baseline.dir}/queue/pid/master.pid`), readPid(`${baseline.dir}/run/master.pid`)].filter((p): p is number => p !== undefined),
+    relaybox: () => [readPid(paths.masterPid), readPid(`${paths.dovecotBase}/master.pid`)].filter((p): p is number => p !== undefined),
+  };
   for (const target of ['baseline', 'relaybox'] as Target[]) {
     if (!(await authOnce(ports[target], USER, PASSWORD, 5000))) throw new Error(`${target}: AUTH does not work`);
   }
@@ -415,7 +431,7 @@ async function throughput(): Promise<ThroughputResults> {
   const rows: LoadRow[] = [];
   for (const perConnection of P.perConnection) {
     for (const concurrency of P.concurrency) {
-      const row: LoadRow = { concurrency, perConnection, results: { ceiling: undefined, baseline: undefined, relaybox: undefined }, drainedBefore: { ceiling: true, baseline: true, relaybox: true } };
+      const row: LoadRow = { concurrency, perConnection, results: { ceiling: undefined, baseline: undefined, relaybox: undefined }, drainedBefore: { ceiling: true, baseline: true, relaybox: true }, cpuPerMessage: {} };
       // Interleaved, so a noisy moment hits one cell rather than one column.
       for (const target of ['ceiling', 'baseline', 'relaybox'] as Target[]) {
         row.drainedBefore[target] = await drained(target, queued[target]);
@@ -440,6 +456,9 @@ async function throughput(): Promise<ThroughputResults> {
           health = healthPoller(inst.url('/health'), 50);
           sampler = footprintSampler(supervisorPid);
         }
+        const groups = daemonGroups[target]();
+        const daemonCpu0 = groupsCpuSeconds(groups);
+        const supervisorCpu0 = cpuSeconds(supervisorPid);
         try {
           row.results[target] = await runLoadgen(options);
         } catch (error) {
@@ -453,6 +472,13 @@ async function throughput(): Promise<ThroughputResults> {
           inst.lines.length = 0;
         }
         const r = row.results[target];
+        if (target !== 'ceiling' && r && r.total > 0) {
+          await drained(target, queued[target]);
+          row.cpuPerMessage[target] = {
+            daemons: ((groupsCpuSeconds(groups) - daemonCpu0) * 1000) / r.total,
+            supervisor: target === 'relaybox' ? ((cpuSeconds(supervisorPid) - supervisorCpu0) * 1000) / r.total : 0,
+          };
+        }
         log(`load ${target} c=${concurrency} m/conn=${perConnection}: ${r ? `${fmt(r.perSecond, 1)} msg/s, p50 ${fmt(r.p50, 1)} ms, p99 ${fmt(r.p99, 1)} ms, errors ${r.errors}${r.firstErrors.length ? ` (${r.firstErrors[0]})` : ''}` : 'failed'}`);
       }
       rows.push(row);
@@ -461,7 +487,39 @@ async function throughput(): Promise<ThroughputResults> {
   await drained('relaybox', queued.relaybox);
   await drained('baseline', queued.baseline);
   const mainCfDiff = diffMainCf(paths.mainCf, `${baseline.configDir}/main.cf`);
-  return { rows, footprint, mainCfDiff };
+
+  // The ~40 ms in every new session: Postfix 3.7 sends one TLS 1.3 session ticket after the
+  // handshake; the reply to the next command waits behind it (Nagle) for the client's delayed ACK.
+  log('TLS 1.3 session ticket check');
+  const sessions = QUICK ? 3 : 10;
+  const firstReply: TicketCheck['firstReply'] = {
+    ceiling: await ehloAfterTls(ceiling.port, sessions),
+    baseline: await ehloAfterTls(baselinePort, sessions),
+    relaybox: await ehloAfterTls(inst.ports.submission, sessions),
+    baselineNoTickets: [],
+  };
+  // A second baseline, identical but for an OpenSSL configuration that issues no TLS 1.3 tickets.
+  const noTicketsPort = await freePort();
+  const noTickets = await Baseline.start({
+    port: noTicketsPort,
+    sinkPort: blSink.port,
+    hostname: HOSTNAME,
+    certFile,
+    keyFile,
+    users: [{ address: USER, hash: hashOf(PASSWORD) }],
+    // Both are needed: with a ticket cipher set, Postfix itself asks OpenSSL for one ticket.
+    extraMainCf: [`tls_config_file = ${HERE}baseline/openssl-no-tickets.cnf`, 'tls_config_name = postfix', 'tls_session_ticket_cipher ='],
+  });
+  cleanups.push(() => noTickets.stop());
+  firstReply.baselineNoTickets = await ehloAfterTls(noTicketsPort, sessions);
+  const ticketLoad: TicketCheck['load'] = [];
+  for (const concurrency of [1, 8]) {
+    await sleep(QUICK ? 200 : 1000);
+    const result = await runLoadgen({ port: noTicketsPort, concurrency, perConnection: 1, durationMs: P.durationMs, warmupMs: P.warmupMs, maxMessages: 20_000, user: USER, password: PASSWORD, from: USER, to: RCPT, size: MESSAGE_SIZE }).catch(() => undefined);
+    ticketLoad.push({ concurrency, result });
+    log(`load baseline+NumTickets=0 c=${concurrency} m/conn=1: ${result ? `${fmt(result.perSecond, 1)} msg/s, p50 ${fmt(result.p50, 1)} ms` : 'failed'}`);
+  }
+  return { tickets: { firstReply, load: ticketLoad }, rows, footprint, mainCfDiff };
 }
 
 /** `postconf -n` of both configurations, side by side where they differ (TLS, SASL, logging lines). */
@@ -516,7 +574,13 @@ function versions() {
 
 function loadCell(r: LoadResult | undefined): string {
   if (!r) return 'failed';
-  return `${fmt(r.perSecond, 1)}${r.errors ? ` (**${r.errors} errors**)` : ''}`;
+  const stalls = Object.entries(r.stalls ?? {}).map(([verb, count]) => `${count}× ${verb}`);
+  return `${fmt(r.perSecond, 1)}${r.errors ? ` (**${r.errors} errors**)` : ''}${stalls.length ? ` (≥0.9 s stalls: ${stalls.join(', ')})` : ''}`;
+}
+
+function cpuCell(c: { daemons: number; supervisor: number } | undefined): string {
+  if (!c) return 'n/a';
+  return c.supervisor > 0 ? `${fmt(c.daemons, 2)} + ${fmt(c.supervisor, 2)}` : fmt(c.daemons, 2);
 }
 
 function latencyCell(r: LoadResult | undefined): string {
@@ -561,8 +625,8 @@ function report(start: StartResults, container: ContainerResult, recovery: Recov
   lines.push('');
   lines.push(`Each cell: ${P.warmupMs / 1000} s warm-up, then ${P.durationMs / 1000} s measured; the three targets run interleaved, each with its own idle upstream. messages/s (errors, if any); latency p50 / p99 in ms.`);
   lines.push('');
-  lines.push('| clients | msgs/conn | ceiling (a) msg/s | baseline (b) msg/s | relaybox msg/s | relaybox / (b) | relaybox / (a) | latency (a) | latency (b) | latency relaybox | /health p50 / p99 ms | supervisor CPU s (% of a core) | supervisor log lines/s |');
-  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  lines.push('| clients | msgs/conn | ceiling (a) msg/s | baseline (b) msg/s | relaybox msg/s | relaybox / (b) | relaybox / (a) | latency (a) | latency (b) | latency relaybox | CPU ms/msg (b) | CPU ms/msg relaybox: daemons + supervisor | /health p50 / p99 ms | supervisor CPU s (% of a core) | supervisor log lines/s |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   const below: string[] = [];
   for (const row of tp.rows) {
     const { ceiling, baseline, relaybox } = row.results;
@@ -571,7 +635,7 @@ function report(start: StartResults, container: ContainerResult, recovery: Recov
     if (rb < bl * 0.9) below.push(`${row.concurrency} clients × ${row.perConnection} msgs/conn: ${ratio(rb, bl)}`);
     const s = row.supervisor;
     lines.push(
-      `| ${row.concurrency} | ${row.perConnection} | ${loadCell(ceiling)} | ${loadCell(baseline)} | ${loadCell(relaybox)} | ${ratio(rb, bl)} | ${ratio(rb, ceiling?.perSecond ?? Number.NaN)} | ${latencyCell(ceiling)} | ${latencyCell(baseline)} | ${latencyCell(relaybox)} | ${row.health ? `${fmt(row.health.p50, 1)} / ${fmt(row.health.p99, 1)}${row.health.failures ? ` (**${row.health.failures} failed**)` : ''}` : 'n/a'} | ${s ? `${fmt(s.cpu, 2)} (${fmt((s.cpu / s.seconds) * 100, 0)}%)` : 'n/a'} | ${s ? fmt(s.logLines / s.seconds, 0) : 'n/a'} |`,
+      `| ${row.concurrency} | ${row.perConnection} | ${loadCell(ceiling)} | ${loadCell(baseline)} | ${loadCell(relaybox)} | ${ratio(rb, bl)} | ${ratio(rb, ceiling?.perSecond ?? Number.NaN)} | ${latencyCell(ceiling)} | ${latencyCell(baseline)} | ${latencyCell(relaybox)} | ${cpuCell(row.cpuPerMessage.baseline)} | ${cpuCell(row.cpuPerMessage.relaybox)} | ${row.health ? `${fmt(row.health.p50, 1)} / ${fmt(row.health.p99, 1)}${row.health.failures ? ` (**${row.health.failures} failed**)` : ''}` : 'n/a'} | ${s ? `${fmt(s.cpu, 2)} (${fmt((s.cpu / s.seconds) * 100, 0)}%)` : 'n/a'} | ${s ? fmt(s.logLines / s.seconds, 0) : 'n/a'} |`,
     );
   }
   const errs = tp.rows.flatMap((row) => (['ceiling', 'baseline', 'relaybox'] as Target[]).flatMap((t) => (row.results[t]?.firstErrors ?? []).slice(0, 1).map((e) => `${t} c=${row.concurrency} m=${row.perConnection}: ${e}`)));
@@ -597,6 +661,19 @@ function report(start: StartResults, container: ContainerResult, recovery: Recov
   lines.push(`| RSS during load (max over all relaybox runs) | ${fmt(Math.max(...loaded.map((s) => s.rssMax)), 1)} MiB |`);
   lines.push(`| CPU during load (all relaybox runs) | ${fmt(loadCpu, 2)} s over ${fmt(loadSeconds, 0)} s (${fmt((loadCpu / loadSeconds) * 100, 1)}% of a core) |`);
   lines.push(`| /health p99 during load (worst run / median of runs) | ${fmt(Math.max(...healthLoad), 1)} / ${fmt(median(healthLoad), 1)} ms |`);
+  lines.push('');
+  lines.push('## The ~40 ms in every new session: a TLS 1.3 session ticket behind Nagle');
+  lines.push('');
+  const fr = tp.tickets.firstReply;
+  const tl = (c: number) => tp.tickets.load.find((l) => l.concurrency === c)?.result;
+  const cell = (c: number, pc: number) => tp.rows.find((r) => r.concurrency === c && r.perConnection === pc);
+  lines.push('| target | first reply after the TLS handshake (EHLO → 250), median / p95 | 1 client, 1 msg/conn: msg/s, p50 ms | 8 clients, 1 msg/conn: msg/s, p50 ms |');
+  lines.push('| --- | --- | --- | --- |');
+  const lc = (r: LoadResult | undefined) => (r ? `${loadCell(r)}, ${fmt(r.p50, 1)}` : 'n/a');
+  lines.push(`| ceiling (a) | ${medP95(fr.ceiling, 1)} | ${lc(cell(1, 1)?.results.ceiling)} | ${lc(cell(8, 1)?.results.ceiling)} |`);
+  lines.push(`| baseline (b) | ${medP95(fr.baseline, 1)} | ${lc(cell(1, 1)?.results.baseline)} | ${lc(cell(8, 1)?.results.baseline)} |`);
+  lines.push(`| relaybox | ${medP95(fr.relaybox, 1)} | ${lc(cell(1, 1)?.results.relaybox)} | ${lc(cell(8, 1)?.results.relaybox)} |`);
+  lines.push(`| baseline (b) + \`tls_config_file\` with \`NumTickets = 0\` and empty \`tls_session_ticket_cipher\` | ${medP95(fr.baselineNoTickets, 1)} | ${lc(tl(1))} | ${lc(tl(8))} |`);
   lines.push('');
   lines.push('## Configuration differences that can matter (`postconf -n`, relaybox vs baseline (b))');
   lines.push('');

@@ -1,0 +1,144 @@
+// Prometheus metrics, fed by the daemon log lines the supervisor already reads (no polling of mailq).
+// Labels never carry user names or addresses: only ports, results, reason classes and daemon names.
+import { readdirSync, readFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { Counter, Gauge, Registry } from 'prom-client';
+import type { DaemonLogLine } from '../supervisor/daemon-log.ts';
+import type { DaemonStatus } from '../supervisor/daemon.ts';
+import type { ProbeResult } from '../supervisor/probes.ts';
+
+export interface MetricSources {
+  daemons: () => Record<string, DaemonStatus>;
+  probes: () => Map<string, ProbeResult>;
+  bansActive: () => number;
+  queueDir: string;
+  certFile: () => string;
+}
+
+type Port = 'smtp' | 'submission' | 'submissions';
+
+const SMTPD = /^postfix\/(?:(submissions?)\/)?smtpd$/;
+
+/** Reason classes for refused SMTP commands, from Postfix's reject lines. */
+const REJECT_REASONS: Array<[RegExp, string]> = [
+  [/Relay access denied|Recipient address rejected: Access denied/, 'relay_denied'],
+  [/Sender address rejected: not (owned|logged in)/, 'sender_mismatch'],
+  [/User unknown/, 'unknown_recipient'],
+  [/Client host rejected/, 'client_rejected'],
+  [/Mailbox is full/, 'mailbox_full'],
+  [/Message size exceeds/, 'too_large'],
+];
+
+/** Files below a queue directory (deferred/ and active/ are hashed into subdirectories). */
+function countFiles(dir: string): number {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? countFiles(`${dir}/${entry.name}`) : 1), 0);
+  } catch {
+    return 0;
+  }
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly auth = new Counter({ name: 'relaybox_smtp_auth_total', help: 'SMTP AUTH attempts by port and result.', labelNames: ['port', 'result'], registers: [this.registry] });
+  private readonly accepted = new Counter({ name: 'relaybox_messages_accepted_total', help: 'Messages accepted (250 after DATA) by port.', labelNames: ['port'], registers: [this.registry] });
+  private readonly rejections = new Counter({ name: 'relaybox_smtp_rejections_total', help: 'Refused SMTP commands by reason class.', labelNames: ['reason'], registers: [this.registry] });
+  private readonly deliveries = new Counter({ name: 'relaybox_deliveries_total', help: 'Delivery attempts by destination (upstream = relay/MX, local = mailboxes) and status.', labelNames: ['destination', 'status'], registers: [this.registry] });
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'relaybox_queue_messages',
+      help: 'Messages in the Postfix queue, read from the queue directory.',
+      labelNames: ['queue'],
+      registers,
+      collect() {
+        for (const queue of ['active', 'deferred', 'incoming', 'hold']) this.set({ queue }, countFiles(`${sources.queueDir}/${queue}`));
+      },
+    });
+    new Gauge({
+      name: 'relaybox_daemon_restarts',
+      help: 'Restarts of each daemon since the supervisor started.',
+      labelNames: ['daemon'],
+      registers,
+      collect() {
+        for (const [daemon, status] of Object.entries(sources.daemons())) this.set({ daemon }, status.restarts);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_daemon_up',
+      help: '1 while the daemon is running.',
+      labelNames: ['daemon'],
+      registers,
+      collect() {
+        for (const [daemon, status] of Object.entries(sources.daemons())) this.set({ daemon }, status.state === 'running' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_bans_active',
+      help: 'Client addresses currently banned after failed authentications.',
+      registers,
+      collect() {
+        this.set(sources.bansActive());
+      },
+    });
+    new Gauge({
+      name: 'relaybox_probe_latency_seconds',
+      help: 'Latency of the last readiness probe by check.',
+      labelNames: ['check'],
+      registers,
+      collect() {
+        for (const [check, result] of sources.probes()) this.set({ check }, result.latencyMs / 1000);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_probe_up',
+      help: '1 when the last readiness probe of the check passed.',
+      labelNames: ['check'],
+      registers,
+      collect() {
+        for (const [check, result] of sources.probes()) this.set({ check }, result.ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_tls_certificate_expiry_timestamp_seconds',
+      help: 'When the served TLS certificate expires (Unix time).',
+      registers,
+      collect() {
+        try {
+          this.set(Date.parse(new X509Certificate(readFileSync(sources.certFile())).validTo) / 1000);
+        } catch {
+          this.set(0);
+        }
+      },
+    });
+  }
+
+  /** Counts what a Postfix log line says happened. */
+  observe(line: DaemonLogLine): void {
+    const program = line.program ?? '';
+    const smtpd = SMTPD.exec(program);
+    if (smtpd) {
+      const port: Port = (smtpd[1] as Port | undefined) ?? 'smtp';
+      if (line.msg.startsWith('disconnect from ')) {
+        const auth = /\bauth=(\d+)(?:\/(\d+))?/.exec(line.msg);
+        if (auth) {
+          const ok = Number(auth[1]);
+          const total = Number(auth[2] ?? auth[1]);
+          if (ok > 0) this.auth.inc({ port, result: 'success' }, ok);
+          if (total > ok) this.auth.inc({ port, result: 'failure' }, total - ok);
+        }
+        const data = /\bdata=(\d+)/.exec(line.msg);
+        if (data && Number(data[1]) > 0) this.accepted.inc({ port }, Number(data[1]));
+      } else if (/: reject: [A-Z-]+ from /.test(line.msg) || line.msg.startsWith('NOQUEUE: reject:')) {
+        const reason = REJECT_REASONS.find(([pattern]) => pattern.test(line.msg))?.[1] ?? 'other';
+        this.rejections.inc({ reason });
+      }
+      return;
+    }
+    const status = /\bstatus=(sent|deferred|bounced)\b/.exec(line.msg)?.[1];
+    if (status && (program === 'postfix/smtp' || program === 'postfix/lmtp')) {
+      this.deliveries.inc({ destination: program === 'postfix/smtp' ? 'upstream' : 'local', status });
+    }
+  }
+}

@@ -1,0 +1,83 @@
+// /metrics: drive known traffic, scrape, and check every counter moved by exactly that much.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { SmtpClient, message } from '../helpers/smtp.ts';
+
+const ALICE = `alice@${DOMAIN}`;
+
+function value(text: string, name: string, labels: Record<string, string> = {}): number {
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `) ? wanted.every((w) => l.includes(w)) : false);
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
+async function session(box: Instance, port: 'submission' | 'submissions', password: string, from?: string) {
+  const { client } = await SmtpClient.connect(box.ports[port], { tls: port === 'submissions', localAddress: '127.0.0.20' });
+  await client.ehlo();
+  if (port === 'submission') await client.starttls();
+  const auth = await client.authPlain(ALICE, password);
+  if (auth.code === 235 && from) await client.send(from, ['x@outside.example'], message(from, 'x@outside.example', `metrics ${port} ${from}`));
+  await client.quit();
+}
+
+describe('/metrics', () => {
+  let box: Instance;
+  before(async () => {
+    box = await Instance.start({ AUTH_FAILURE_DELAY: '0' });
+  });
+  after(async () => {
+    await box.destroy();
+  });
+
+  test('counters move by exactly the traffic driven; gauges report state; no addresses in labels', async () => {
+    const scrape = async () => {
+      const response = await fetch(box.url('/metrics'));
+      assert.equal(response.status, 200);
+      assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
+      return response.text();
+    };
+    const before = await scrape();
+
+    await session(box, 'submission', PASSWORD, ALICE); // success, 1 accepted
+    await session(box, 'submission', 'wrong'); // failure
+    await session(box, 'submissions', PASSWORD, ALICE); // success, 1 accepted
+    await session(box, 'submission', PASSWORD, `bob@${DOMAIN}`); // success, sender mismatch
+    const { client } = await SmtpClient.connect(box.ports.smtp);
+    await client.ehlo();
+    await client.send('stranger@outside.example', ['x@outside.example'], 'x'); // relay denied
+    await client.quit();
+    await waitFor('two deliveries at the sink', 20_000, () => (box.sink.messages().length >= 2 ? true : undefined));
+
+    const after = await waitFor('the counters to settle', 10_000, async () => {
+      const text = await scrape();
+      return value(text, 'relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }) - value(before, 'relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }) === 2 &&
+        value(text, 'relaybox_smtp_rejections_total', { reason: 'relay_denied' }) > value(before, 'relaybox_smtp_rejections_total', { reason: 'relay_denied' })
+        ? text
+        : undefined;
+    }, 200);
+    const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
+    assert.equal(delta('relaybox_smtp_auth_total', { port: 'submission', result: 'success' }), 2);
+    assert.equal(delta('relaybox_smtp_auth_total', { port: 'submission', result: 'failure' }), 1);
+    assert.equal(delta('relaybox_smtp_auth_total', { port: 'submissions', result: 'success' }), 1);
+    assert.equal(delta('relaybox_messages_accepted_total', { port: 'submission' }), 1);
+    assert.equal(delta('relaybox_messages_accepted_total', { port: 'submissions' }), 1);
+    assert.equal(delta('relaybox_smtp_rejections_total', { reason: 'relay_denied' }), 1);
+    assert.equal(delta('relaybox_smtp_rejections_total', { reason: 'sender_mismatch' }), 1);
+    assert.equal(delta('relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }), 2);
+
+    assert.equal(value(after, 'relaybox_daemon_up', { daemon: 'postfix' }), 1);
+    assert.equal(value(after, 'relaybox_daemon_restarts', { daemon: 'dovecot' }), 0);
+    assert.equal(value(after, 'relaybox_probe_up', { check: 'sasl' }), 1);
+    assert.ok(value(after, 'relaybox_tls_certificate_expiry_timestamp_seconds') > Date.now() / 1000 + 86400 * 300);
+    assert.equal(value(after, 'relaybox_queue_messages', { queue: 'deferred' }), 0);
+    assert.equal(value(after, 'relaybox_bans_active'), 0);
+    assert.doesNotMatch(after, /@relaybox\.test|@outside\.example|127\.0\.0\.20/);
+  });
+
+  test('a restart is counted', async () => {
+    const { readFileSync } = await import('node:fs');
+    process.kill(Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8')), 'SIGKILL');
+    await waitFor('the restart to show', 20_000, async () => (value(await (await fetch(box.url('/metrics'))).text(), 'relaybox_daemon_restarts', { daemon: 'dovecot' }) === 1 ? true : undefined), 200);
+  });
+});
