@@ -10,6 +10,7 @@ import { statePaths } from './render/paths.ts';
 import { writeRendered } from './state/files.ts';
 import { HASH_SCHEMES, hashPassword, type HashScheme } from './state/password.ts';
 import { userIds, MAILBOX_USER } from './state/accounts.ts';
+import { runSelftest } from './selftest/selftest.ts';
 import { EXIT_CONFIG, runSupervisor } from './supervisor/run.ts';
 
 
@@ -19,6 +20,9 @@ const USAGE = `usage: relaybox <command>
   check-config [--render DIR] validate the environment and print the effective config (secrets masked);
                               --render also writes the Postfix/Dovecot files into DIR
   hash-password [--scheme S]  read a password on stdin, print a hash for MAIL_USERS (S: ${HASH_SCHEMES.join(', ')})
+  selftest                    test the running instance: EHLO, STARTTLS, a wrong password refused, an
+                              unauthenticated relay refused, an authenticated transaction up to RCPT
+                              (SELFTEST_USER/SELFTEST_PASSWORD); one line per step, exit 1 on a failure
   env-reference               print the environment variable reference (markdown)`;
 
 function fail(lines: string[], code = EXIT_CONFIG): never {
@@ -76,6 +80,14 @@ async function main(argv: string[]): Promise<void> {
       return checkConfig(args);
     case 'hash-password':
       return hashPasswordCommand(args);
+    case 'selftest': {
+      const result = loadConfig(process.env);
+      if (!result.ok) fail(['configuration is invalid:', ...result.errors]);
+      const steps = await runSelftest({ config: result.config, credentials: result.config.selftest.credentials }, (step) =>
+        process.stdout.write(`${step.status.toUpperCase().padEnd(4)} ${step.name}: ${step.detail}\n`),
+      );
+      process.exit(steps.some((step) => step.status === 'fail') ? 1 : 0);
+    }
     case 'env-reference':
       process.stdout.write(renderEnvReference());
       return;

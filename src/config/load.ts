@@ -57,6 +57,10 @@ export function maskedConfig(config: Config): unknown {
   return {
     ...config,
     users: config.users.map((user) => ({ address: user.address, scheme: user.scheme, hash: '***' })),
+    selftest: {
+      credentials: config.selftest.credentials && { user: config.selftest.credentials.user, password: '***' },
+      token: config.selftest.token && '***',
+    },
     relay: config.relay && {
       ...config.relay,
       credentials: config.relay.credentials && { username: config.relay.credentials.username, password: '***' },

@@ -205,6 +205,11 @@ export const envVariables = z.object({
     AUTH_BAN_THRESHOLD: integer({ group: 'Abuse', default: '10', description: 'Failed authentications (SMTP or IMAP) from one client address within AUTH_BAN_WINDOW after which that address is refused at connect on every SMTP port for AUTH_BAN_DURATION; 0 = never ban.' }, 0, 1000000, 'failures'),
     AUTH_BAN_WINDOW: duration({ group: 'Abuse', default: '10m', description: 'The window in which AUTH_BAN_THRESHOLD failures lead to a ban.' }, 7 * 86400),
     AUTH_BAN_DURATION: duration({ group: 'Abuse', default: '1h', description: 'How long a banned address stays refused.' }, 30 * 86400),
+    SELFTEST_USER: text({ group: 'Operations', description: 'Account used by `relaybox selftest` and GET /selftest for the authenticated step (a real user from MAIL_USERS; nothing is sent).' }),
+    SELFTEST_PASSWORD: text({ group: 'Operations', description: "SELFTEST_USER's password.", secret: true }),
+    SELFTEST_PASSWORD_FILE: secretFile({ group: 'Operations', description: 'File holding SELFTEST_PASSWORD.' }),
+    SELFTEST_TOKEN: text({ group: 'Operations', description: 'Enables GET /selftest for callers sending `Authorization: Bearer <token>`; unset = /selftest is disabled (404).', secret: true }),
+    SELFTEST_TOKEN_FILE: secretFile({ group: 'Operations', description: 'File holding SELFTEST_TOKEN.' }),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'one of fatal, error, warn, info, debug, trace, silent' })
       .default('info')
@@ -239,6 +244,13 @@ export const envSchema = envVariables
     };
     both('RELAY_USERNAME', 'RELAY_USERNAME_FILE');
     both('RELAY_PASSWORD', 'RELAY_PASSWORD_FILE');
+    both('SELFTEST_PASSWORD', 'SELFTEST_PASSWORD_FILE');
+    both('SELFTEST_TOKEN', 'SELFTEST_TOKEN_FILE');
+    if (Boolean(env.SELFTEST_USER) !== Boolean(env.SELFTEST_PASSWORD || env.SELFTEST_PASSWORD_FILE)) {
+      ctx.addIssue({ code: 'custom', path: [env.SELFTEST_USER ? 'SELFTEST_PASSWORD' : 'SELFTEST_USER'], message: 'SELFTEST_USER and SELFTEST_PASSWORD (or SELFTEST_PASSWORD_FILE) go together; set both or neither', input: '' });
+    }
+    const token = env.SELFTEST_TOKEN || env.SELFTEST_TOKEN_FILE;
+    if (token && token.length < 16) ctx.addIssue({ code: 'custom', path: [env.SELFTEST_TOKEN ? 'SELFTEST_TOKEN' : 'SELFTEST_TOKEN_FILE'], message: 'at least 16 characters (e.g. openssl rand -hex 24)', input: '' });
     const hasUser = Boolean(env.RELAY_USERNAME || env.RELAY_USERNAME_FILE);
     const hasPassword = Boolean(env.RELAY_PASSWORD || env.RELAY_PASSWORD_FILE);
     if (hasUser !== hasPassword) ctx.addIssue({ code: 'custom', path: [hasUser ? 'RELAY_PASSWORD' : 'RELAY_USERNAME'], message: 'RELAY_USERNAME and RELAY_PASSWORD (or their _FILE forms) go together; set both or neither', input: '' });
@@ -256,6 +268,7 @@ export const envSchema = envVariables
     }
   })
   .transform((env) => {
+    const token = env.SELFTEST_TOKEN || env.SELFTEST_TOKEN_FILE;
     const relayUsername = env.RELAY_USERNAME || env.RELAY_USERNAME_FILE;
     const relayPassword = env.RELAY_PASSWORD || env.RELAY_PASSWORD_FILE;
     return {
@@ -288,6 +301,10 @@ export const envSchema = envVariables
         ban: { threshold: env.AUTH_BAN_THRESHOLD, windowSeconds: env.AUTH_BAN_WINDOW, durationSeconds: env.AUTH_BAN_DURATION },
       },
       log: { level: env.LOG_LEVEL, format: env.LOG_FORMAT },
+      selftest: {
+        credentials: env.SELFTEST_USER ? { user: env.SELFTEST_USER, password: (env.SELFTEST_PASSWORD || env.SELFTEST_PASSWORD_FILE) ?? '' } : undefined,
+        token: token || undefined,
+      },
     };
   });
 

@@ -4,4 +4,5 @@ export const ROUTES = {
   health: '/health',
   ready: '/ready',
   metrics: '/metrics',
+  selftest: '/selftest',
 } as const;

@@ -47,7 +47,7 @@ export async function runSupervisor(config: Config, root: Logger): Promise<numbe
   }
   const { paths, tls } = await prepare(config, log);
   const supervisor = new Supervisor(config, paths, tls, root);
-  const http = buildHttpServer(supervisor);
+  const http = buildHttpServer(supervisor, config);
 
   let stopping: Promise<number> | undefined;
   const stop = (reason: string, code: number) => {
