@@ -5,11 +5,12 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { buildHttpServer } from '../http/server.ts';
 import { renderAll } from '../render/index.ts';
-import { statePaths } from '../render/paths.ts';
+import { statePaths, type StatePaths } from '../render/paths.ts';
 import { ensureMailboxUser } from '../state/accounts.ts';
 import { writeRendered } from '../state/files.ts';
 import { copyChrootFiles, ensureTls, firstRunUsers, prepareDirectories } from '../state/prepare.ts';
 import { portProblems } from './ports.ts';
+import { Reloader } from './reload.ts';
 import { Supervisor } from './supervisor.ts';
 
 export const EXIT_OK = 0;
@@ -19,19 +20,25 @@ export const EXIT_CONFIG = 2;
 const CRASH_LOOP_EXIT_DELAY_MS = 15_000;
 const SHUTDOWN_DEADLINE_MS = 9000;
 
+/** Renders every daemon file from the config (at start and on every reload). */
+async function renderState(config: Config, paths: StatePaths, vmail: { uid: number; gid: number }, log: Logger) {
+  const tls = await ensureTls(config, paths, log);
+  const users = await firstRunUsers(config, paths, log);
+  writeRendered(renderAll({ config, users, tls, vmail }));
+  return tls;
+}
+
 async function prepare(config: Config, log: Logger) {
   const paths = statePaths(config.stateDir);
   const vmail = await ensureMailboxUser();
   prepareDirectories(paths, vmail);
-  const tls = await ensureTls(config, paths, log);
-  const users = await firstRunUsers(config, paths, log);
-  writeRendered(renderAll({ config, users, tls, vmail }));
+  const tls = await renderState(config, paths, vmail, log);
   copyChrootFiles(paths);
   // Creates the queue tree (Dovecot binds its auth socket in queue/private) and checks ownership once.
   const check = await execa('postfix', ['-c', paths.postfix, 'check'], { reject: false, all: true });
   for (const line of check.all.split('\n').filter(Boolean)) log.warn({ event: 'postfix_check' }, line);
   if (check.exitCode !== 0) throw new Error(`postfix check failed (exit ${check.exitCode})`);
-  return { paths, tls };
+  return { paths, tls, vmail };
 }
 
 export async function runSupervisor(config: Config, root: Logger): Promise<number> {
@@ -45,9 +52,17 @@ export async function runSupervisor(config: Config, root: Logger): Promise<numbe
     }
     return EXIT_CONFIG;
   }
-  const { paths, tls } = await prepare(config, log);
+  const { paths, tls, vmail } = await prepare(config, log);
   const supervisor = new Supervisor(config, paths, tls, root);
   const http = buildHttpServer(supervisor, config);
+  const reloader = new Reloader(
+    process.env,
+    async (next) => {
+      await renderState(next, paths, vmail, log);
+      await supervisor.reloadDaemons();
+    },
+    log,
+  );
 
   let stopping: Promise<number> | undefined;
   const stop = (reason: string, code: number) => {
@@ -57,6 +72,7 @@ export async function runSupervisor(config: Config, root: Logger): Promise<numbe
         log.error({ event: 'shutdown_timeout' }, 'shutdown took too long; exiting');
         process.exit(code);
       }, SHUTDOWN_DEADLINE_MS);
+      reloader.stop();
       await supervisor.stop();
       await http.close();
       clearTimeout(deadline);
@@ -81,6 +97,8 @@ export async function runSupervisor(config: Config, root: Logger): Promise<numbe
     return stop('start failed', EXIT_FAILURE);
   }
   log.info({ event: 'started', ms: Math.round(performance.now() - started) }, 'daemons started');
+  reloader.start();
+  process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
 
   const watchCrashLoop = setInterval(() => {
     if (supervisor.crashLoop) {

@@ -51,7 +51,10 @@ export class Supervisor {
   private readonly restarting = new Set<DaemonName>();
 
   /** `root` is the logger without a service; each daemon and the supervisor get their own child. */
+  private readonly paths: StatePaths;
+
   constructor(config: Config, paths: StatePaths, tls: { certFile: string }, root: Logger) {
+    this.paths = paths;
     this.log = root.child({ service: 'supervisor' });
     const log = root;
     const demote = (line: DaemonLogLine) => isProbeLine(line.msg);
@@ -204,6 +207,13 @@ export class Supervisor {
     }
     this.log.info({ event: 'daemon_restarted', daemon: name, restarts: daemon.status.restarts }, `${name} is running again`);
     return true;
+  }
+
+  /** Re-read the rendered files in place: `postfix reload` and SIGHUP to Dovecot's master (same pids). */
+  async reloadDaemons(): Promise<void> {
+    await reloadPostfix(this.paths);
+    const dovecot = this.daemons.dovecot.status.pid;
+    if (dovecot !== undefined) process.kill(dovecot, 'SIGHUP');
   }
 
   /** Postfix first (stop accepting mail, keep the queue), then Dovecot; every process ended. */
