@@ -35,6 +35,7 @@ say "node $(node --version), npm $(npm --version)"
 
 npm ci --no-audit --no-fund
 npm run build
+npm run typecheck
 
 # Container tests need a Docker engine; docker/engine.sh starts one when it can.
 if [ -f docker/engine.sh ] && ! bash docker/engine.sh; then

@@ -14,18 +14,18 @@ import {
   PASSWORD, USER, Sink, composeHostConfig, containerLogs, createVolume, engineOrSkip, ensureImage, execIn, freePorts, log,
   relayboxEnv, relayboxPorts, removeContainer, removeVolume, sleep, waitReady,
 } from './harness.ts';
-import { SmtpClient, message } from './smtp.ts';
+import { SmtpClient, message } from '../helpers/smtp.ts';
 
 async function relayOnce(port: number, subject: string): Promise<string | undefined> {
   const { client } = await SmtpClient.connect(port, { timeoutMs: 15_000 });
   try {
     await client.ehlo();
-    const tls = await client.starttls();
-    if (tls.code !== 220) return `STARTTLS ${tls.text}`;
-    await client.ehlo();
+    await client.starttls().catch((error: Error) => {
+      throw new Error(`STARTTLS ${error.message}`);
+    });
     const auth = await client.authPlain(USER, PASSWORD);
     if (auth.code !== 235) return `AUTH ${auth.text}`;
-    const r = await client.send(USER, ['dave@outside.example'], message({ from: USER, to: 'dave@outside.example', subject }));
+    const { final: r } = await client.send(USER, ['dave@outside.example'], message(USER, 'dave@outside.example', subject));
     return r.code === 250 ? undefined : `DATA ${r.text}`;
   } finally {
     await client.quit();
@@ -115,7 +115,7 @@ test('container: every capability and tmpfs in compose.yaml is needed', { timeou
 
   const results: Array<[string, string]> = [];
   for (const cap of full.CapAdd ?? []) {
-    const outcome = await probe(docker, image, { ...full, CapAdd: (full.CapAdd ?? []).filter((c) => c !== cap) }, cap);
+    const outcome = await probe(docker, image, { ...full, CapAdd: (full.CapAdd ?? []).filter((c: string) => c !== cap) }, cap);
     results.push([`without ${cap}`, outcome ?? 'WORKS (not needed?)']);
     log(`without ${cap}: ${outcome ?? 'WORKS'}`);
   }

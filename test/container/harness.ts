@@ -90,18 +90,32 @@ export function buildContextHash(): string {
 
 const CACHE = process.env.RELAYBOX_CACHE ?? join(os.homedir(), '.cache/relaybox');
 
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 async function withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
   const lock = join(os.tmpdir(), `${name}.lock`);
   const deadline = Date.now() + 40 * 60_000;
   for (;;) {
     try {
       mkdirSync(lock);
+      writeFileSync(join(lock, 'pid'), String(process.pid));
       break;
     } catch {
       try {
-        if (Date.now() - statSync(lock).mtimeMs > 30 * 60_000) rmSync(lock, { recursive: true, force: true });
+        // A lock whose holder is gone (a test run that was killed) is taken over at once.
+        const holder = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+        if (!processAlive(holder) || Date.now() - statSync(lock).mtimeMs > 30 * 60_000) rmSync(lock, { recursive: true, force: true });
       } catch {
-        /* gone already */
+        // no pid file yet (just created) or the lock is gone already
+        if (existsSync(lock) && Date.now() - statSync(lock).mtimeMs > 10_000 && !existsSync(join(lock, 'pid'))) rmSync(lock, { recursive: true, force: true });
       }
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${lock}`);
       await new Promise((r) => setTimeout(r, 1000));

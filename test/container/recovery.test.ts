@@ -7,7 +7,7 @@ import {
   PASSWORD, USER, containerLogs, createVolume, engineOrSkip, ensureImage, execIn, freePorts, log,
   relayboxEnv, relayboxPorts, removeContainer, removeVolume, sleep, startRelaybox, waitReady,
 } from './harness.ts';
-import { SmtpClient } from './smtp.ts';
+import { SmtpClient } from '../helpers/smtp.ts';
 
 /** Pid of the process whose /proc/PID/comm is `comm` and whose parent is not another `comm`. */
 async function masterPid(container: Docker.Container, comm: string): Promise<number | undefined> {
@@ -42,9 +42,7 @@ async function authWorks(port: number): Promise<{ ok: boolean; detail: string }>
     const { client } = await SmtpClient.connect(port, { timeoutMs: 10_000 });
     try {
       await client.ehlo();
-      const tls = await client.starttls();
-      if (tls.code !== 220) return { ok: false, detail: tls.text };
-      await client.ehlo();
+      await client.starttls(); // throws when refused; answers with the EHLO after TLS
       const r = await client.authPlain(USER, PASSWORD);
       return { ok: r.code === 235, detail: r.text };
     } finally {

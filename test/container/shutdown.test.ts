@@ -6,7 +6,7 @@ import {
   PASSWORD, USER, Sink, composeHostConfig, containerLogs, createVolume, engineOrSkip, ensureImage, freePorts, log,
   relayboxEnv, relayboxPorts, removeContainer, removeVolume, startRelaybox, waitReady,
 } from './harness.ts';
-import { SmtpClient, message } from './smtp.ts';
+import { SmtpClient, message } from '../helpers/smtp.ts';
 
 test('container: docker stop is clean and no queued mail is lost', { timeout: 30 * 60_000 }, async (t) => {
   const docker = await engineOrSkip(t);
@@ -34,10 +34,9 @@ test('container: docker stop is clean and no queued mail is lost', { timeout: 30
     try {
       await client.ehlo();
       await client.starttls();
-      await client.ehlo();
       assert.equal((await client.authPlain(USER, PASSWORD)).code, 235);
       for (const subject of subjects) {
-        const r = await client.send(USER, ['carol@outside.example'], message({ from: USER, to: 'carol@outside.example', subject }));
+        const { final: r } = await client.send(USER, ['carol@outside.example'], message(USER, 'carol@outside.example', subject));
         assert.equal(r.code, 250, r.text);
         await client.cmd('RSET');
       }
