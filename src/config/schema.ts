@@ -205,6 +205,7 @@ export const envVariables = z.object({
     AUTH_BAN_THRESHOLD: integer({ group: 'Abuse', default: '10', description: 'Failed authentications (SMTP or IMAP) from one client address within AUTH_BAN_WINDOW after which that address is refused at connect on every SMTP port for AUTH_BAN_DURATION; 0 = never ban.' }, 0, 1000000, 'failures'),
     AUTH_BAN_WINDOW: duration({ group: 'Abuse', default: '10m', description: 'The window in which AUTH_BAN_THRESHOLD failures lead to a ban.' }, 7 * 86400),
     AUTH_BAN_DURATION: duration({ group: 'Abuse', default: '1h', description: 'How long a banned address stays refused.' }, 30 * 86400),
+    RESTART_BUDGET: integer({ group: 'Operations', default: '10', description: 'Restarts of one daemon within 5 minutes before the supervisor gives up: /health turns 503 and, 15 s later, relaybox exits 1 so that Docker or Kubernetes restarts the container.' }, 1, 1000, 'restarts'),
     SELFTEST_USER: text({ group: 'Operations', description: 'Account used by `relaybox selftest` and GET /selftest for the authenticated step (a real user from MAIL_USERS; nothing is sent).' }),
     SELFTEST_PASSWORD: text({ group: 'Operations', description: "SELFTEST_USER's password.", secret: true }),
     SELFTEST_PASSWORD_FILE: secretFile({ group: 'Operations', description: 'File holding SELFTEST_PASSWORD.' }),
@@ -295,6 +296,7 @@ export const envSchema = envVariables
       stateDir: env.STATE_DIR,
       messageSizeLimit: env.MESSAGE_SIZE_LIMIT,
       recipientLimit: env.RECIPIENT_LIMIT,
+      restartBudget: env.RESTART_BUDGET,
       auth: {
         rateLimit: env.AUTH_RATE_LIMIT,
         failureDelaySeconds: env.AUTH_FAILURE_DELAY,

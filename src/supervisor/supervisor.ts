@@ -19,8 +19,7 @@ export const SUPERVISION = {
   /** Restart delays: 0 for the first, then doubling from baseMs up to capMs. */
   backoffBaseMs: 250,
   backoffCapMs: 30_000,
-  /** More restarts than this within the window: crash loop, /health turns 503. */
-  budget: 10,
+  /** More restarts than RESTART_BUDGET within this window: crash loop, /health turns 503. */
   budgetWindowMs: 5 * 60_000,
 } as const;
 
@@ -52,9 +51,11 @@ export class Supervisor {
 
   /** `root` is the logger without a service; each daemon and the supervisor get their own child. */
   private readonly paths: StatePaths;
+  private readonly restartBudget: number;
 
   constructor(config: Config, paths: StatePaths, tls: { certFile: string }, root: Logger) {
     this.paths = paths;
+    this.restartBudget = config.restartBudget;
     this.log = root.child({ service: 'supervisor' });
     const log = root;
     const demote = (line: DaemonLogLine) => isProbeLine(line.msg);
@@ -183,7 +184,7 @@ export class Supervisor {
     const recent = this.restartTimes[name].filter((t) => now - t < SUPERVISION.budgetWindowMs);
     recent.push(now);
     this.restartTimes[name] = recent;
-    if (recent.length > SUPERVISION.budget) {
+    if (recent.length > this.restartBudget) {
       this.crashLoop = `${name} restarted ${recent.length - 1} times within ${SUPERVISION.budgetWindowMs / 60_000} min; giving up (${reason})`;
       daemon.status.state = 'failed';
       this.log.fatal({ event: 'crash_loop', daemon: name }, this.crashLoop);

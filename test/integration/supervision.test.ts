@@ -2,7 +2,7 @@
 // a taken port is diagnosed, SIGTERM leaves nothing running.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { DOMAIN, Instance, PASSWORD, processesIn, runCli, waitFor } from '../helpers/instance.ts';
 import { SmtpClient } from '../helpers/smtp.ts';
@@ -139,6 +139,29 @@ describe('two instances side by side', () => {
       assert.equal(check.code, 0);
     } finally {
       await Promise.all([a.destroy(), b.destroy()]);
+    }
+  });
+});
+
+describe('a crash loop', () => {
+  test('spends RESTART_BUDGET, turns /health 503 naming the daemon, then exits 1 with nothing left running', async () => {
+    const box = await Instance.start({ RESTART_BUDGET: '2' });
+    try {
+      // Dovecot can no longer start: every restart fails at once.
+      writeFileSync(`${box.stateDir}/dovecot/dovecot.conf`, 'this is not a dovecot setting\n');
+      process.kill(Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8')), 'SIGKILL');
+      const health = await waitFor('/health 503', 20_000, async () => {
+        const response = await box.get('/health').catch(() => undefined);
+        return response?.status === 503 ? response : undefined;
+      }, 100);
+      assert.equal(health.body.status, 'failed');
+      assert.match(String(health.body.error), /dovecot restarted 2 times/);
+      assert.ok(box.logs().some((l) => l.event === 'crash_loop' && l.daemon === 'dovecot'));
+      const code = await Promise.race([box.exit, new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000))]);
+      assert.equal(code, 1);
+      assert.deepEqual(processesIn(box.stateDir), []);
+    } finally {
+      await box.destroy();
     }
   });
 });
