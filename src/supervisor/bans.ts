@@ -74,17 +74,15 @@ export class AuthBans {
   }
 
   async expire(now: number): Promise<void> {
-    let changed = false;
-    for (const [address, until] of this.banned) {
-      if (until > now) continue;
-      this.banned.delete(address);
-      changed = true;
-      this.log.info({ event: 'unban', address }, `ban on ${address} expired`);
-    }
+    const expired = [...this.banned].filter(([, until]) => until <= now).map(([address]) => address);
+    for (const address of expired) this.banned.delete(address);
     for (const [address, times] of this.failures) {
       if (times.every((t) => t <= now - this.settings.windowSeconds * 1000)) this.failures.delete(address);
     }
-    if (changed) await this.apply();
+    if (expired.length === 0) return;
+    await this.apply();
+    // Logged once Postfix has reloaded the map, i.e. when the address is accepted again.
+    for (const address of expired) this.log.info({ event: 'unban', address }, `ban on ${address} expired`);
   }
 
   private write(): void {

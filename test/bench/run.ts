@@ -382,8 +382,16 @@ interface TicketCheck {
   load: Array<{ concurrency: number; result: LoadResult | undefined }>;
 }
 
+interface Diagnosis {
+  concurrency: number;
+  perConnection: number;
+  baseline?: { result: LoadResult; cpu: { daemons: number; supervisor: number } };
+  relaybox?: { result: LoadResult; cpu: { daemons: number; supervisor: number } };
+}
+
 interface ThroughputResults {
   tickets: TicketCheck;
+  diagnosis: Diagnosis[];
   rows: LoadRow[];
   footprint: Footprint;
   mainCfDiff: string;
@@ -519,7 +527,44 @@ async function throughput(): Promise<ThroughputResults> {
     ticketLoad.push({ concurrency, result });
     log(`load baseline+NumTickets=0 c=${concurrency} m/conn=1: ${result ? `${fmt(result.perSecond, 1)} msg/s, p50 ${fmt(result.p50, 1)} ms` : 'failed'}`);
   }
-  return { tickets: { firstReply, load: ticketLoad }, rows, footprint, mainCfDiff };
+
+  // Diagnosis of the gap at many messages per connection: the same relaybox instance with one
+  // rendered setting changed (smtp_tls_CAfile removed; Postfix restarted by the supervisor after a
+  // kill -9 of its master), next to baseline (b) again.
+  log('diagnosis: relaybox without smtp_tls_CAfile');
+  const diagnosis: Diagnosis[] = [];
+  const restartsBefore = ((await readyBody(inst)).body.daemons?.postfix.restarts ?? 0);
+  execFileSync('postconf', ['-c', paths.postfix, '-e', 'smtp_tls_CAfile =']);
+  const master = readPid(paths.masterPid);
+  if (master !== undefined) process.kill(master, 'SIGKILL');
+  const restartDeadline = Date.now() + 30_000;
+  while (Date.now() < restartDeadline) {
+    const { status, body } = await readyBody(inst);
+    if (status === 200 && (body.daemons?.postfix.restarts ?? 0) > restartsBefore) break;
+    await sleep(50);
+  }
+  await sleep(QUICK ? 500 : 2000);
+  for (const concurrency of [8, 32]) {
+    const entry: Diagnosis = { concurrency, perConnection: 20 };
+    for (const target of ['baseline', 'relaybox'] as const) {
+      await drained(target, queued[target]);
+      await sleep(QUICK ? 200 : 1000);
+      const groups = daemonGroups[target]();
+      const cpu0 = groupsCpuSeconds(groups);
+      const sup0 = cpuSeconds(supervisorPid);
+      const result = await runLoadgen({ port: ports[target], concurrency, perConnection: 20, durationMs: P.durationMs, warmupMs: P.warmupMs, maxMessages: 20_000, user: USER, password: PASSWORD, from: USER, to: RCPT, size: MESSAGE_SIZE }).catch(() => undefined);
+      inst.lines.length = 0;
+      if (result && result.total > 0) {
+        await drained(target, queued[target]);
+        const cpu = { daemons: ((groupsCpuSeconds(groups) - cpu0) * 1000) / result.total, supervisor: target === 'relaybox' ? ((cpuSeconds(supervisorPid) - sup0) * 1000) / result.total : 0 };
+        if (target === 'baseline') entry.baseline = { result, cpu };
+        else entry.relaybox = { result, cpu };
+      }
+      log(`diagnosis ${target} c=${concurrency} m/conn=20: ${result ? `${fmt(result.perSecond, 1)} msg/s, p99 ${fmt(result.p99, 1)} ms` : 'failed'}`);
+    }
+    diagnosis.push(entry);
+  }
+  return { tickets: { firstReply, load: ticketLoad }, diagnosis, rows, footprint, mainCfDiff };
 }
 
 /** `postconf -n` of both configurations, side by side where they differ (TLS, SASL, logging lines). */
@@ -661,6 +706,17 @@ function report(start: StartResults, container: ContainerResult, recovery: Recov
   lines.push(`| RSS during load (max over all relaybox runs) | ${fmt(Math.max(...loaded.map((s) => s.rssMax)), 1)} MiB |`);
   lines.push(`| CPU during load (all relaybox runs) | ${fmt(loadCpu, 2)} s over ${fmt(loadSeconds, 0)} s (${fmt((loadCpu / loadSeconds) * 100, 1)}% of a core) |`);
   lines.push(`| /health p99 during load (worst run / median of runs) | ${fmt(Math.max(...healthLoad), 1)} / ${fmt(median(healthLoad), 1)} ms |`);
+  lines.push('');
+  lines.push('## Diagnosis: relaybox with `smtp_tls_CAfile` removed (same instance, Postfix restarted), next to baseline (b) again');
+  lines.push('');
+  lines.push('| clients | msgs/conn | baseline (b) msg/s | relaybox without `smtp_tls_CAfile` msg/s | relaybox / (b) | latency (b) | latency relaybox | CPU ms/msg (b) | CPU ms/msg relaybox: daemons + supervisor | same cell as rendered (table above): relaybox / (b), CPU ms/msg |');
+  lines.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const d of tp.diagnosis) {
+    const before = tp.rows.find((r) => r.concurrency === d.concurrency && r.perConnection === d.perConnection);
+    lines.push(
+      `| ${d.concurrency} | ${d.perConnection} | ${loadCell(d.baseline?.result)} | ${loadCell(d.relaybox?.result)} | ${ratio(d.relaybox?.result.perSecond ?? Number.NaN, d.baseline?.result.perSecond ?? Number.NaN)} | ${latencyCell(d.baseline?.result)} | ${latencyCell(d.relaybox?.result)} | ${cpuCell(d.baseline?.cpu)} | ${cpuCell(d.relaybox?.cpu)} | ${before ? `${ratio(before.results.relaybox?.perSecond ?? Number.NaN, before.results.baseline?.perSecond ?? Number.NaN)}, ${cpuCell(before.cpuPerMessage.relaybox)}` : 'n/a'} |`,
+    );
+  }
   lines.push('');
   lines.push('## The ~40 ms in every new session: a TLS 1.3 session ticket behind Nagle');
   lines.push('');

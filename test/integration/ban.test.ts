@@ -57,6 +57,12 @@ describe('brute-force ban', () => {
     assert.equal(banned.greeting.code, 554);
 
     await waitFor('the unban event', 20_000, () => box.logs().find((l) => l.event === 'unban' && l.address === ATTACKER), 200);
+    // smtpd processes pick up the reloaded map as they are replaced: allow them a moment.
+    await waitFor('a greeting for the former attacker', 5000, async () => {
+      const { client, greeting } = await SmtpClient.connect(box.ports.smtp, { localAddress: ATTACKER });
+      client.destroy();
+      return greeting.code === 220 ? true : undefined;
+    }, 200);
     const started = performance.now();
     const after = await tryAuth(box, ATTACKER, PASSWORD, 40_000);
     t.diagnostic(`after the ban: AUTH answered in ${Math.round(performance.now() - started)} ms (Dovecot delays an address with recent failures)`);
