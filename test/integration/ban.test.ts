@@ -40,12 +40,16 @@ describe('brute-force ban', () => {
     assert.match(readFileSync(`${box.stateDir}/postfix/banned_clients`, 'utf8'), /^127\.0\.0\.2 REJECT/m);
 
     // The right password from the banned address: refused at connect, on 587, 25 and 465.
+    // Postfix has reloaded; smtpd processes that were idle are replaced within moments.
     for (const [port, tls] of [[box.ports.submission, false], [box.ports.smtp, false], [box.ports.submissions, true]] as const) {
-      const { client, greeting } = await SmtpClient.connect(port, { localAddress: ATTACKER, tls });
+      const greeting = await waitFor(`a refusal at connect on ${port}`, 5000, async () => {
+        const { client, greeting } = await SmtpClient.connect(port, { localAddress: ATTACKER, tls });
+        client.destroy();
+        return greeting.code === 554 ? greeting : undefined;
+      }, 200);
       assert.equal(greeting.code, 554, `port ${port}: ${greeting.text}`);
       assert.equal(greeting.enhanced, '5.7.1');
       assert.match(greeting.text, /too many failed authentications/);
-      client.destroy();
     }
     const health = await box.get('/health');
     assert.equal(health.body.bansActive, 1);
