@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.ts';
 import { parseUserEntry, splitUserEntries, type UserEntry } from '../config/values.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { FFDHE2048_PEM } from '../render/tls-policy.ts';
-import { MAILBOX_USER, userIds } from './accounts.ts';
+import { userIds } from './accounts.ts';
 import { hashPassword, randomPassword } from './password.ts';
 
 function ensureDir(path: string, mode: number, owner?: { uid: number; gid: number }): void {
@@ -92,4 +92,3 @@ export async function firstRunUsers(config: Config, paths: StatePaths, log: Logg
   return [{ address, scheme: 'SHA512-CRYPT', hash }];
 }
 
-export { MAILBOX_USER };

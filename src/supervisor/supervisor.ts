@@ -95,8 +95,9 @@ export class Supervisor {
     }
   }
 
+  /** Every daemon running and every check passing (a crash turns this false at once, before a probe). */
   get ready(): boolean {
-    return this.checks.every((check) => this.results.get(check.name)?.ok === true);
+    return Object.values(this.daemons).every((d) => d.status.state === 'running') && this.checks.every((check) => this.results.get(check.name)?.ok === true);
   }
 
   get healthy(): boolean {
@@ -179,6 +180,8 @@ export class Supervisor {
   private async restartOnce(daemon: Daemon, reason: string): Promise<boolean> {
     const name = daemon.spec.name;
     daemon.status.state = 'restarting';
+    // Until probes pass against the new processes, the old results say nothing.
+    for (const check of this.checks) if (check.daemon === name) this.results.delete(check.name);
     daemon.status.lastError = reason;
     const now = Date.now();
     const recent = this.restartTimes[name].filter((t) => now - t < SUPERVISION.budgetWindowMs);
