@@ -16,6 +16,7 @@ export function statePaths(stateDir: string) {
     relayPasswordMap: `${postfix}/relay_password`,
     bannedClients: `${postfix}/banned_clients`,
     aliasMap: `${postfix}/aliases`,
+    opensslConf: `${postfix}/openssl.cnf`,
     queue,
     postfixData: `${stateDir}/postfix-data`,
     masterPid: `${queue}/pid/master.pid`,

@@ -77,6 +77,11 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
     ['smtpd_tls_mandatory_ciphers', 'high'],
     ['tls_high_cipherlist', INTERMEDIATE_CIPHERS],
     ['tls_preempt_cipherlist', 'no'],
+    // No TLS 1.3 session tickets: the ticket Postfix sends after the handshake holds the next reply
+    // behind Nagle and the client's delayed ACK (~40 ms per new session; BENCHMARKS.md).
+    ['tls_config_file', paths.opensslConf],
+    ['tls_config_name', 'postfix'],
+    ['tls_session_ticket_cipher', ''],
     ['smtpd_tls_loglevel', 1],
     ['smtpd_tls_received_header', 'yes'],
     ['smtpd_tls_session_cache_database', ''],
@@ -96,7 +101,8 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
     ['relayhost', relay ? `${relay.noMx ? `[${relay.host}]` : relay.host}:${relay.port}` : ''],
     ['smtp_tls_security_level', credentials ? 'encrypt' : 'may'],
     ['smtp_tls_mandatory_protocols', '>=TLSv1.2'],
-    ['smtp_tls_CAfile', '/etc/ssl/certs/ca-certificates.crt'],
+    // No CA bundle: `may`/`encrypt` do not verify the upstream's certificate, and parsing the bundle
+    // cost every smtp process measurable CPU per message (BENCHMARKS.md).
     ['smtp_tls_loglevel', 1],
     ['smtp_tls_session_cache_database', ''],
     ...(credentials
@@ -164,6 +170,19 @@ export function renderMasterCf({ config }: RenderInput): string {
   return `${HEADER}# service  type  private  unpriv  chroot  wakeup  maxproc  command\n${entries.filter(Boolean).join('\n')}\n`;
 }
 
+/** OpenSSL settings for Postfix's processes (tls_config_name = postfix): issue no TLS 1.3 tickets. */
+const OPENSSL_CONF = `${HEADER}postfix = postfix_settings
+
+[postfix_settings]
+ssl_conf = postfix_ssl_settings
+
+[postfix_ssl_settings]
+system_default = postfix_no_tickets
+
+[postfix_no_tickets]
+NumTickets = 0
+`;
+
 /** texthash: tables; keys and values never contain whitespace (validated addresses). */
 function table(rows: Array<[string, string]>): string {
   return `${HEADER}${rows.map(([key, value]) => `${key} ${value}\n`).join('')}`;
@@ -195,6 +214,7 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
   return [
     { path: paths.mainCf, content: renderMainCf(input, paths), mode: 0o644 },
     { path: paths.masterCf, content: renderMasterCf(input), mode: 0o644 },
+    { path: paths.opensslConf, content: OPENSSL_CONF, mode: 0o644 },
     { path: paths.senderLoginMap, content: table(senderLogins(input)), mode: 0o644 },
     { path: paths.aliasMap, content: table(aliasRows(input)), mode: 0o644 },
     {
