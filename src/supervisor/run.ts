@@ -1,5 +1,6 @@
 // `relaybox run`: prepare STATE_DIR, render the configuration, start the daemons under supervision,
 // serve /health and /ready, and stop everything cleanly on SIGTERM/SIGINT.
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -10,6 +11,7 @@ import { ensureMailboxUser } from '../state/accounts.ts';
 import { writeRendered } from '../state/files.ts';
 import { copyChrootFiles, ensureTls, firstRunUsers, prepareDirectories } from '../state/prepare.ts';
 import { portProblems } from './ports.ts';
+import { commandName, groupMembers, processGroup } from './proc.ts';
 import { Reloader } from './reload.ts';
 import { Supervisor } from './supervisor.ts';
 
@@ -41,9 +43,47 @@ async function prepare(config: Config, log: Logger) {
   return { paths, tls, vmail };
 }
 
+/**
+ * Daemons of this STATE_DIR left running by a supervisor that was killed with -9 (their pid files
+ * still name them, and Dovecot's command line names our config): end their process groups first.
+ */
+async function endOrphans(paths: StatePaths, log: Logger): Promise<void> {
+  const owners: Array<[string, (pid: number) => boolean]> = [
+    [paths.masterPid, (pid) => commandName(pid).includes('postfix/sbin/master') && workingDirectory(pid) === paths.queue],
+    [`${paths.dovecotBase}/master.pid`, (pid) => commandName(pid).includes(paths.dovecotConf)],
+  ];
+  for (const [pidFile, ours] of owners) {
+    const pid = readPidFile(pidFile);
+    const group = pid === undefined ? undefined : processGroup(pid);
+    if (pid === undefined || group === undefined || !ours(pid)) continue;
+    log.warn({ event: 'orphan_ended', pid }, `ending ${commandName(pid)} (pid ${pid}), left running by an earlier start of this STATE_DIR`);
+    process.kill(-group, 'SIGKILL');
+    // Their listening sockets close only when they are gone.
+    for (let i = 0; i < 100 && groupMembers([group]).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function readPidFile(file: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(pid) && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function workingDirectory(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}
+
 export async function runSupervisor(config: Config, root: Logger): Promise<number> {
   const started = performance.now();
   const log = root.child({ service: 'supervisor' });
+  if (existsSync(config.stateDir)) await endOrphans(statePaths(config.stateDir), log);
   const problems = await portProblems(config);
   if (problems.length > 0) {
     for (const problem of problems) {

@@ -165,3 +165,22 @@ describe('a crash loop', () => {
     }
   });
 });
+
+describe('a supervisor killed with -9', () => {
+  test('leaves daemons that the next start of the same STATE_DIR ends before starting its own', async () => {
+    const box = await Instance.start();
+    try {
+      const dovecot = Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8'));
+      box.child!.kill('SIGKILL');
+      await box.exit;
+      assert.ok(processesIn(box.stateDir).length > 0, 'the daemons outlive a SIGKILLed supervisor');
+      box.launch();
+      await box.waitReady();
+      assert.ok(box.logs().some((l) => l.event === 'orphan_ended' && l.pid === dovecot));
+      assert.notEqual(Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8')), dovecot);
+    } finally {
+      await box.destroy();
+    }
+    assert.deepEqual(processesIn(box.stateDir), []);
+  });
+});
