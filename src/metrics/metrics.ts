@@ -30,7 +30,7 @@ const REJECT_REASONS: Array<[RegExp, string]> = [
 ];
 
 /** Files below a queue directory (deferred/ and active/ are hashed into subdirectories). */
-function countFiles(dir: string): number {
+export function countFiles(dir: string): number {
   try {
     return readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? countFiles(`${dir}/${entry.name}`) : 1), 0);
   } catch {

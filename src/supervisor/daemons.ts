@@ -52,6 +52,11 @@ export function postfixSpec(paths: StatePaths, demote: (line: DaemonLogLine) => 
   };
 }
 
+/** Retries every queued message now (deferred mail would otherwise wait out its backoff, up to hours). */
+export async function flushPostfixQueue(paths: StatePaths): Promise<void> {
+  await execa('postqueue', ['-c', paths.postfix, '-f'], { timeout: 10_000 });
+}
+
 export async function reloadPostfix(paths: StatePaths): Promise<void> {
   await execa('postfix', ['-c', paths.postfix, 'reload'], { timeout: 10_000 });
 }

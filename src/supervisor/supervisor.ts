@@ -5,9 +5,9 @@ import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { Daemon, type DaemonStatus } from './daemon.ts';
 import type { DaemonLogLine } from './daemon-log.ts';
-import { Metrics } from '../metrics/metrics.ts';
+import { Metrics, countFiles } from '../metrics/metrics.ts';
 import { AuthBans } from './bans.ts';
-import { dovecotSpec, postfixSpec, reloadPostfix } from './daemons.ts';
+import { dovecotSpec, flushPostfixQueue, postfixSpec, reloadPostfix } from './daemons.ts';
 import { isProbeLine, probeGreeting, probeSasl, type Greeting, type ProbeResult } from './probes.ts';
 
 export const SUPERVISION = {
@@ -114,6 +114,22 @@ export class Supervisor {
     await this.daemons.dovecot.start(this.abort.signal);
     await this.daemons.postfix.start(this.abort.signal);
     this.loop = this.probeLoop();
+    void this.flushQueue();
+  }
+
+  /** Mail deferred before a restart (e.g. the upstream was down) is retried at start, not hours later. */
+  private async flushQueue(): Promise<void> {
+    if (this.deferredQueueEmpty()) return;
+    try {
+      await flushPostfixQueue(this.paths);
+      this.log.info({ event: 'queue_flush' }, 'retrying the mail queued before this start');
+    } catch (error) {
+      this.log.warn({ event: 'queue_flush_failed', error: (error as Error).message }, `could not flush the queue: ${(error as Error).message}`);
+    }
+  }
+
+  private deferredQueueEmpty(): boolean {
+    return countFiles(`${this.paths.queue}/deferred`) === 0;
   }
 
   private async probeLoop(): Promise<void> {

@@ -2,7 +2,7 @@
 // upstream; nobody else relays; port 25 takes mail for the local domains only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, Instance, PASSWORD, Sink, waitFor } from '../helpers/instance.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -119,5 +119,32 @@ describe('authenticated relay', () => {
     const local = await client.cmd(`RCPT TO:<bob@${DOMAIN}>`);
     assert.equal(local.code, 250, local.text);
     await client.quit();
+  });
+});
+
+describe('mail queued while the upstream is down', () => {
+  test('is kept across a restart and retried at start, each message exactly once', async () => {
+    const sink = await Sink.start();
+    sink.stop();
+    const box = await Instance.start({}, { sink });
+    try {
+      const { client } = await SmtpClient.connect(box.ports.submission);
+      await client.ehlo();
+      await client.starttls();
+      await client.authPlain(ALICE, PASSWORD);
+      for (const n of [1, 2, 3]) assert.equal((await client.send(ALICE, [OUTSIDE], message(ALICE, OUTSIDE, `queued-${n}`))).final.code, 250);
+      await client.quit();
+      await waitFor('the deliveries to be deferred', 10_000, () => (box.logs().filter((l) => /status=deferred/.test(String(l.msg))).length >= 3 ? true : undefined), 100);
+      assert.equal(await box.stop(), 0);
+      await sink.resume();
+      box.launch();
+      await box.waitReady();
+      await waitFor('all three at the upstream', 30_000, () => (sink.messages().length >= 3 ? true : undefined), 200);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      for (const n of [1, 2, 3]) assert.equal(sink.messages().filter((m) => m.includes(`Subject: queued-${n}`)).length, 1);
+      assert.ok(box.logs().some((l) => l.event === 'queue_flush'));
+    } finally {
+      await box.destroy();
+    }
   });
 });
