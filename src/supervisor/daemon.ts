@@ -1,5 +1,6 @@
 // One supervised daemon: launched in its own process group, its log lines re-emitted, its whole
 // group ended on restart and shutdown (a master killed with -9 leaves its children running).
+import { setTimeout as wait } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, constants, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -49,8 +50,6 @@ function launch(command: string, args: string[], output: number | 'pipe'): Child
   // The 'exit' event lives on the underlying ChildProcess, execa's documented escape hatch.
   return execa(command, args, { detached: true, stdin: 'ignore', stdout: output as 'pipe', stderr: output as 'pipe', buffer: false, reject: false, cleanup: false, env: { LANG: 'C' } }).nodeChildProcess;
 }
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Daemon {
   readonly spec: DaemonSpec;

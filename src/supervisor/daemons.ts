@@ -1,4 +1,5 @@
 // How Postfix and Dovecot are launched, awaited, stopped and cleaned up after a crash.
+import { setTimeout as wait } from 'node:timers/promises';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import type { StatePaths } from '../render/paths.ts';
@@ -6,8 +7,6 @@ import type { DaemonSpec } from './daemon.ts';
 import { parseDovecotLine, parsePostfixLine, type DaemonLogLine } from './daemon-log.ts';
 import { probeSasl } from './probes.ts';
 import { processGroup } from './proc.ts';
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function poll(what: string, signal: AbortSignal, timeoutMs: number, check: () => Promise<boolean> | boolean): Promise<void> {
   const deadline = Date.now() + timeoutMs;

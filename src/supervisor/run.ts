@@ -1,5 +1,6 @@
 // `relaybox run`: prepare STATE_DIR, render the configuration, start the daemons under supervision,
 // serve /health and /ready, and stop everything cleanly on SIGTERM/SIGINT.
+import { setTimeout as wait } from 'node:timers/promises';
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
@@ -59,7 +60,7 @@ async function endOrphans(paths: StatePaths, log: Logger): Promise<void> {
     log.warn({ event: 'orphan_ended', pid }, `ending ${commandName(pid)} (pid ${pid}), left running by an earlier start of this STATE_DIR`);
     process.kill(-group, 'SIGKILL');
     // Their listening sockets close only when they are gone.
-    for (let i = 0; i < 100 && groupMembers([group]).length > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    for (let i = 0; i < 100 && groupMembers([group]).length > 0; i++) await wait(20);
   }
 }
 

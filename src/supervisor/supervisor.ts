@@ -1,5 +1,6 @@
 // Keeps Dovecot and Postfix up: starts them in order, probes the SASL socket and every port,
 // restarts a daemon that exits or stays unhealthy (exponential backoff, crash-loop budget).
+import { setTimeout as wait } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
@@ -30,8 +31,6 @@ interface Check {
   daemon: DaemonName;
   run: () => Promise<ProbeResult>;
 }
-
-const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Supervisor {
   readonly daemons: Record<DaemonName, Daemon>;
