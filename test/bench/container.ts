@@ -3,7 +3,7 @@
 // relaybox:latest. Nothing is built or pulled here.
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { DOMAIN, HOSTNAME, PASSWORD, freePorts, hashOf, type Sink } from '../helpers/instance.ts';
+import { DOMAIN, PASSWORD, freePorts, hashOf, instanceEnv, type Sink } from '../helpers/instance.ts';
 import { sleep } from './stats.ts';
 
 const run = promisify(execFile);
@@ -60,19 +60,7 @@ export async function containerStartTrials(trials: number, sink: Sink, log: (m: 
   out.note = `image \`${image}\` (${imageId}), host network, compose.yaml's security options, fresh anonymous volume each trial`;
   for (let i = 0; i < trials; i++) {
     const ports = await freePorts();
-    const env = {
-      MAIL_HOSTNAME: HOSTNAME,
-      MAIL_DOMAINS: DOMAIN,
-      MAIL_USERS: `alice@${DOMAIN}:${hashOf(PASSWORD)}`,
-      RELAY_HOST: `[127.0.0.1]:${sink.port}`,
-      BIND_ADDRESS: '127.0.0.1',
-      PORT_SMTP: String(ports.smtp),
-      PORT_SUBMISSION: String(ports.submission),
-      PORT_SUBMISSIONS: String(ports.submissions),
-      PORT_IMAP: String(ports.imap),
-      PORT_IMAPS: String(ports.imaps),
-      PORT_HTTP: String(ports.http),
-    };
+    const env = { ...instanceEnv(ports, sink.port), MAIL_USERS: `alice@${DOMAIN}:${hashOf(PASSWORD)}` };
     let id = '';
     try {
       id = await docker([

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { parse as parseYaml } from 'yaml';
 import { startNpmMirror } from './npm-mirror.ts';
+import { DOMAIN, PASSWORD, freePort, freePorts as instancePorts, instanceEnv, type Ports } from '../helpers/instance.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 const execFileP = promisify(execFile);
@@ -250,74 +251,25 @@ export function composeHostConfig(opts: { dropCap?: string } = {}): Docker.HostC
   };
 }
 
-// ------------------------------------------------------------------- ports
+// ------------------------------------------------------- ports, users, env
+// The same as the host-mode tests use (test/helpers/instance.ts); only the STATE_DIR differs
+// (the image's default, a volume).
 
+export type { Ports };
+export const USER = `alice@${DOMAIN}`;
+export { PASSWORD };
+
+/** `count` free loopback ports. */
 export async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
   const ports: number[] = [];
-  try {
-    while (ports.length < count) {
-      const server = net.createServer();
-      await new Promise<void>((r, j) => server.once('error', j).listen(0, '127.0.0.1', () => r()));
-      servers.push(server);
-      ports.push((server.address() as net.AddressInfo).port);
-    }
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  }
+  while (ports.length < count) ports.push(await freePort());
   return ports;
 }
 
-export interface Ports {
-  smtp: number;
-  submission: number;
-  submissions: number;
-  imap: number;
-  imaps: number;
-  http: number;
-}
-
-export async function relayboxPorts(): Promise<Ports> {
-  const [smtp, submission, submissions, imap, imaps, http] = (await freePorts(6)) as [number, number, number, number, number, number];
-  return { smtp, submission, submissions, imap, imaps, http };
-}
-
-// ------------------------------------------------------------------- users
-
-export const USER = 'alice@relaybox.test';
-export const PASSWORD = 'correct horse battery staple';
-
-let hashCache: string | undefined;
-/** A {SHA512-CRYPT} hash made on the host (doveadm when present, else openssl). */
-export function userHash(): string {
-  if (hashCache) return hashCache;
-  let r = spawnSync('doveadm', ['-O', 'pw', '-s', 'SHA512-CRYPT', '-p', PASSWORD], { encoding: 'utf8' });
-  if (r.status === 0 && r.stdout.trim().startsWith('{SHA512-CRYPT}')) {
-    hashCache = r.stdout.trim();
-  } else {
-    r = spawnSync('openssl', ['passwd', '-6', '-stdin'], { input: `${PASSWORD}\n`, encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`cannot hash a password: ${r.stderr}`);
-    hashCache = `{SHA512-CRYPT}${r.stdout.trim()}`;
-  }
-  return hashCache;
-}
+export const relayboxPorts = instancePorts;
 
 export function relayboxEnv(ports: Ports, sinkPort: number, extra: Record<string, string> = {}): string[] {
-  const env: Record<string, string> = {
-    MAIL_HOSTNAME: 'mail.relaybox.test',
-    MAIL_DOMAINS: 'relaybox.test',
-    MAIL_USERS: `${USER}:${userHash()}`,
-    RELAY_HOST: `[127.0.0.1]:${sinkPort}`,
-    BIND_ADDRESS: '127.0.0.1',
-    PORT_SMTP: String(ports.smtp),
-    PORT_SUBMISSION: String(ports.submission),
-    PORT_SUBMISSIONS: String(ports.submissions),
-    PORT_IMAP: String(ports.imap),
-    PORT_IMAPS: String(ports.imaps),
-    PORT_HTTP: String(ports.http),
-    LOG_LEVEL: 'info',
-    ...extra,
-  };
+  const env: Record<string, string> = { ...instanceEnv(ports, sinkPort), LOG_LEVEL: 'info', ...extra };
   return Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 

@@ -12,7 +12,10 @@ export const PASSWORD = 'correct horse battery staple';
 export const DOMAIN = 'relaybox.test';
 export const HOSTNAME = `mail.${DOMAIN}`;
 
-if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+function cli(): string {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run "npm run build" first`);
+  return CLI;
+}
 
 const hashCache = new Map<string, string>();
 /** A SHA512-CRYPT hash made by Dovecot itself. */
@@ -120,13 +123,13 @@ export async function freePorts(): Promise<Ports> {
   return { smtp: await freePort(), submission: await freePort(), submissions: await freePort(), imap: await freePort(), imaps: await freePort(), http: await freePort() };
 }
 
-export function baseEnv(stateDir: string, ports: Ports, sinkPort: number): Record<string, string> {
+/** The environment of a test instance (host or container): loopback ports, the sink as upstream. */
+export function instanceEnv(ports: Ports, sinkPort: number): Record<string, string> {
   return {
     MAIL_HOSTNAME: HOSTNAME,
     MAIL_DOMAINS: DOMAIN,
     MAIL_USERS: ['alice', 'bob'].map((name) => `${name}@${DOMAIN}:${hashOf(PASSWORD)}`).join('\n'),
     RELAY_HOST: `[127.0.0.1]:${sinkPort}`,
-    STATE_DIR: stateDir,
     BIND_ADDRESS: '127.0.0.1',
     PORT_SMTP: String(ports.smtp),
     PORT_SUBMISSION: String(ports.submission),
@@ -137,10 +140,15 @@ export function baseEnv(stateDir: string, ports: Ports, sinkPort: number): Recor
   };
 }
 
+/** instanceEnv with its own STATE_DIR, for host mode. */
+export function baseEnv(stateDir: string, ports: Ports, sinkPort: number): Record<string, string> {
+  return { ...instanceEnv(ports, sinkPort), STATE_DIR: stateDir };
+}
+
 /** Runs a relaybox CLI command to completion with exactly the given environment (plus PATH). */
 export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli(), ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -182,7 +190,7 @@ export class Instance {
   }
 
   launch(): void {
-    const child = spawn(process.execPath, [CLI, 'run'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli(), 'run'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (line) => this.lines.push(line));
     this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
