@@ -1,24 +1,16 @@
 #!/usr/bin/env node
-// relaybox command line: run | check-config [--render DIR] | hash-password [--scheme S] | env-reference
+// relaybox command line. Each command loads only the modules it needs (`run` is the only one that
+// needs the supervisor, fastify and prom-client).
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { loadConfig, maskedConfig } from './config/load.ts';
-import { renderEnvReference } from './config/reference.ts';
-import { createLogger } from './log.ts';
-import { renderAll } from './render/index.ts';
-import { statePaths } from './render/paths.ts';
-import { writeRendered } from './state/files.ts';
-import { HASH_SCHEMES, hashPassword, type HashScheme } from './state/password.ts';
-import { userIds, MAILBOX_USER } from './state/accounts.ts';
-import { runSelftest } from './selftest/selftest.ts';
-import { EXIT_CONFIG, runSupervisor } from './supervisor/run.ts';
-
-
+import { loadConfig, maskedConfig, type LoadResult } from './config/load.ts';
+import { HASH_SCHEMES } from './config/values.ts';
+import { EXIT_CONFIG, EXIT_FAILURE } from './exit.ts';
 
 const USAGE = `usage: relaybox <command>
-  run                         start the supervisor (Dovecot, Postfix, /health and /ready)
+  run                         start the supervisor (Dovecot, Postfix, /health, /ready, /metrics)
   check-config [--render DIR] validate the environment and print the effective config (secrets masked);
-                              --render also writes the Postfix/Dovecot files into DIR
+                              --render also writes the daemons' files into DIR
   hash-password [--scheme S]  read a password on stdin, print a hash for MAIL_USERS (S: ${HASH_SCHEMES.join(', ')})
   selftest                    test the running instance: EHLO, STARTTLS, a wrong password refused, an
                               unauthenticated relay refused, an authenticated transaction up to RCPT
@@ -30,21 +22,34 @@ function fail(lines: string[], code = EXIT_CONFIG): never {
   process.exit(code);
 }
 
+function validConfig(what: string): Extract<LoadResult, { ok: true }> {
+  const result = loadConfig(process.env);
+  if (!result.ok) fail([`configuration is invalid; ${what}:`, ...result.errors]);
+  return result;
+}
+
+async function run(): Promise<void> {
+  const result = loadConfig(process.env);
+  const { createLogger } = await import('./log.ts');
+  const root = await createLogger(result.ok ? result.config.log : undefined);
+  const log = root.child({ service: 'supervisor' });
+  if (!result.ok) {
+    for (const error of result.errors) log.fatal({ event: 'config_invalid' }, error);
+    fail(['configuration is invalid; no daemon was started:', ...result.errors]);
+  }
+  for (const warning of result.warnings) log.warn({ event: 'config_warning' }, warning);
+  const { run: runApp } = await import('./app.ts');
+  process.exit(await runApp(result.config, root));
+}
+
 async function checkConfig(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { render: { type: 'string' } } });
-  const result = loadConfig(process.env);
-  if (!result.ok) fail(['configuration is invalid; nothing was started:', ...result.errors]);
-  for (const warning of result.warnings) process.stderr.write(`relaybox: warning: ${warning}\n`);
-  process.stdout.write(`${JSON.stringify(maskedConfig(result.config), null, 2)}\n`);
+  const { config, warnings } = validConfig('nothing was started');
+  for (const warning of warnings) process.stderr.write(`relaybox: warning: ${warning}\n`);
+  process.stdout.write(`${JSON.stringify(maskedConfig(config), null, 2)}\n`);
   if (values.render) {
-    const { config } = result;
-    const paths = statePaths(config.stateDir);
-    const files = renderAll({
-      config,
-      users: config.users,
-      tls: config.tls ?? { certFile: paths.generatedCert, keyFile: paths.generatedKey },
-      vmail: userIds(MAILBOX_USER) ?? { uid: 5000, gid: 5000 },
-    });
+    const [{ resolveRenderInput }, { renderAll }, { writeRendered }] = await Promise.all([import('./host/render-input.ts'), import('./render/index.ts'), import('./host/files.ts')]);
+    const files = renderAll(await resolveRenderInput(config, { create: false }));
     const written = writeRendered(files, { rebase: { from: config.stateDir, to: values.render } });
     process.stderr.write(`relaybox: rendered ${written.length} files into ${values.render}\n`);
   }
@@ -52,45 +57,40 @@ async function checkConfig(args: string[]): Promise<void> {
 
 async function hashPasswordCommand(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { scheme: { type: 'string', default: 'ARGON2ID' } } });
-  const scheme = values.scheme.toUpperCase();
-  if (!HASH_SCHEMES.includes(scheme as HashScheme)) fail([`hash-password: --scheme ${values.scheme} is not supported; use one of ${HASH_SCHEMES.join(', ')}`]);
+  const scheme = HASH_SCHEMES.find((s) => s === values.scheme.toUpperCase());
+  if (!scheme) fail([`hash-password: --scheme ${values.scheme} is not supported; use one of ${HASH_SCHEMES.join(', ')}`]);
   if (process.stdin.isTTY) process.stderr.write('Password (then Enter): ');
-  const input = readFileSync(0, 'utf8');
-  const password = input.split(/\r?\n/)[0] ?? '';
+  const password = readFileSync(0, 'utf8').split(/\r?\n/)[0] ?? '';
   if (password.length === 0) fail(['hash-password: no password on stdin; pipe it in, e.g. printf "%s\\n" "$PASSWORD" | relaybox hash-password']);
-  process.stdout.write(`${await hashPassword(password, scheme as HashScheme)}\n`);
+  const { hashPassword } = await import('./host/password.ts');
+  process.stdout.write(`${await hashPassword(password, scheme)}\n`);
+}
+
+async function selftest(): Promise<void> {
+  const { config } = validConfig('nothing was tested');
+  const { runSelftest } = await import('./selftest/selftest.ts');
+  const steps = await runSelftest({ config, credentials: config.selftest.credentials }, (step) =>
+    process.stdout.write(`${step.status.toUpperCase().padEnd(4)} ${step.name}: ${step.detail}\n`),
+  );
+  process.exit(steps.some((step) => step.status === 'fail') ? 1 : 0);
 }
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   switch (command) {
-    case 'run': {
-      const result = loadConfig(process.env);
-      const root = createLogger(result.ok ? result.config.log : undefined);
-      const log = root.child({ service: 'supervisor' });
-      if (!result.ok) {
-        for (const error of result.errors) log.fatal({ event: 'config_invalid' }, error);
-        fail(['configuration is invalid; no daemon was started:', ...result.errors]);
-      }
-      for (const warning of result.warnings) log.warn({ event: 'config_warning' }, warning);
-      process.exit(await runSupervisor(result.config, root));
-      return;
-    }
+    case 'run':
+      return run();
     case 'check-config':
       return checkConfig(args);
     case 'hash-password':
       return hashPasswordCommand(args);
-    case 'selftest': {
-      const result = loadConfig(process.env);
-      if (!result.ok) fail(['configuration is invalid:', ...result.errors]);
-      const steps = await runSelftest({ config: result.config, credentials: result.config.selftest.credentials }, (step) =>
-        process.stdout.write(`${step.status.toUpperCase().padEnd(4)} ${step.name}: ${step.detail}\n`),
-      );
-      process.exit(steps.some((step) => step.status === 'fail') ? 1 : 0);
-    }
-    case 'env-reference':
+    case 'selftest':
+      return selftest();
+    case 'env-reference': {
+      const { renderEnvReference } = await import('./config/reference.ts');
       process.stdout.write(renderEnvReference());
       return;
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -105,5 +105,5 @@ async function main(argv: string[]): Promise<void> {
 try {
   await main(process.argv.slice(2));
 } catch (error) {
-  fail([`error: ${(error as Error).message}`], 1);
+  fail([`error: ${(error as Error).message}`], EXIT_FAILURE);
 }

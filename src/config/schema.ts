@@ -1,141 +1,17 @@
 // The environment contract: every variable relaybox reads, its default, its documentation and its
 // validation. The Config type is inferred from this schema; README's reference is generated from it.
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { isIP } from 'node:net';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
-import { parseAliasEntry, parseCidr, parseDomain, parseQuota, parseRelayHost, parseUserEntry, splitList, splitUserEntries, type AliasEntry, type Parsed, type UserEntry } from './values.ts';
+import { LISTENERS, type Ports } from '../listeners.ts';
+import { ALIASES_DESCRIPTION, duration, integer, parseAliases, pemFile, portVariables, readText, secretFile, take, text, usersFile, usersList } from './fields.ts';
+import { parseCidr, parseDomain, parseQuota, parseRelayHost, splitList } from './values.ts';
 
-export interface EnvDoc {
-  group: string;
-  description: string;
-  /** Shown as the default in the reference; also the value used when the variable is unset. */
-  default?: string;
-  /** Never printed: masked in errors, check-config output, logs and HTTP bodies. */
-  secret?: boolean;
-}
-
-export const envDocs = z.registry<EnvDoc>();
-
-type Ctx = z.core.$RefinementCtx;
-
-/** Adds an issue for a failed parse and returns z.NEVER, or returns the value. */
-function take<T>(result: Parsed<T>, ctx: Ctx, input: string): T {
-  if (result.ok) return result.value;
-  ctx.addIssue({ code: 'custom', message: result.message, input });
-  return z.NEVER;
-}
-
-/** The file's text, or undefined after adding an issue naming the problem. */
-function readText(path: string, ctx: Ctx): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    ctx.addIssue({ code: 'custom', message: `cannot read the file (${code}); give the path of a readable file`, input: path });
-    return undefined;
-  }
-}
-
-const text = (doc: EnvDoc) => z.string().default(doc.default ?? '').register(envDocs, doc);
-
-const port = (name: string, standard: number, what: string) =>
-  z
-    .string()
-    .trim()
-    .default(String(standard))
-    .transform((raw, ctx) => {
-      const value = Number(raw);
-      if (!/^\d{1,5}$/.test(raw) || value > 65535) {
-        ctx.addIssue({ code: 'custom', message: `a TCP port from 1 to 65535, or 0 to disable ${what}`, input: raw });
-        return z.NEVER;
-      }
-      return value;
-    })
-    .register(envDocs, { group: 'Ports', default: String(standard), description: `${what}; 0 disables it. (Named ${name}, not *_PORT, so Kubernetes service variables cannot collide.)` });
-
-function parseUsers(raw: string, ctx: Ctx): UserEntry[] {
-  return splitUserEntries(raw).flatMap((entry) => {
-    const parsed = parseUserEntry(entry);
-    if (parsed.ok) return [parsed.value];
-    ctx.addIssue({ code: 'custom', message: parsed.message, input: '' });
-    return [];
-  });
-}
-
-const usersList = z.string().default('').transform(parseUsers).register(envDocs, {
-  group: 'Users',
-  description:
-    'Accounts allowed to authenticate (SMTP AUTH and IMAP): entries `address:{SCHEME}hash` separated by spaces or newlines. Schemes: {ARGON2ID}, {ARGON2I}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT}; {PLAIN} works but is warned about. Make a hash with `relaybox hash-password`. A user may send only as their own address.',
-  secret: true,
-});
-
-const usersFile = z
-  .string()
-  .default('')
-  .transform((path, ctx) => parseUsers(path === '' ? '' : (readText(path, ctx) ?? ''), ctx))
-  .register(envDocs, {
-    group: 'Users',
-    description: 'Path of a file in the MAIL_USERS format (a Docker or Kubernetes secret); lines starting with # are comments. May be combined with MAIL_USERS; an address in both is an error.',
-  });
-
-function parseAliases(raw: string, ctx: Ctx): AliasEntry[] {
-  return splitUserEntries(raw).flatMap((entry) => {
-    const parsed = parseAliasEntry(entry);
-    if (parsed.ok) return [parsed.value];
-    ctx.addIssue({ code: 'custom', message: parsed.message, input: entry });
-    return [];
-  });
-}
-
-const ALIASES_DESCRIPTION =
-  'Aliases for the local domains: entries `alias@domain:target[,target...]` separated by spaces or newlines; targets may be local users or remote addresses; `@domain:target` is a catch-all. A user may also send as the aliases that point to them.';
-
-const secretFile = (doc: EnvDoc) =>
-  text(doc).transform((path, ctx) => (path === '' ? undefined : readText(path, ctx)?.replace(/\r?\n$/, '')));
-
-const pemFile = (doc: EnvDoc, kind: 'certificate' | 'key') =>
-  text(doc).transform((path, ctx) => {
-    if (path === '') return undefined;
-    const pem = readText(path, ctx);
-    if (pem === undefined) return z.NEVER;
-    try {
-      if (kind === 'certificate') new X509Certificate(pem);
-      else createPrivateKey(pem);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `not a PEM ${kind === 'certificate' ? 'certificate' : 'private key'}; give a PEM file`, input: path });
-      return z.NEVER;
-    }
-    return { path, pem };
-  });
+export { envDocs, type EnvDoc } from './fields.ts';
+import { envDocs } from './fields.ts';
 
 /** One entry per environment variable; the keys are the public interface. */
-/** A whole number within bounds, with a default. */
-const integer = (doc: EnvDoc & { default: string }, min: number, max: number, unit: string) =>
-  text(doc).transform((raw, ctx) => {
-    const value = Number(raw.trim());
-    if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
-      ctx.addIssue({ code: 'custom', message: `a whole number of ${unit} from ${min} to ${max}`, input: raw });
-      return z.NEVER;
-    }
-    return value;
-  });
-
-const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-
-/** `90`, `90s`, `15m`, `1h`, `1d` -> seconds. */
-const duration = (doc: EnvDoc & { default: string }, maxSeconds: number) =>
-  text(doc).transform((raw, ctx) => {
-    const match = /^(\d+)([smhd]?)$/.exec(raw.trim());
-    const seconds = match ? Number(match[1]) * DURATION_UNITS[match[2] || 's']! : NaN;
-    if (!match || seconds < 1 || seconds > maxSeconds) {
-      ctx.addIssue({ code: 'custom', message: `a duration such as 90s, 15m, 1h or 1d (at least 1s, at most ${maxSeconds / 86400} days)`, input: raw });
-      return z.NEVER;
-    }
-    return seconds;
-  });
-
 export const envVariables = z.object({
     MAIL_HOSTNAME: text({ group: 'Identity', description: 'Fully-qualified host name of this relay: SMTP banner, HELO name, TLS certificate name. Required.' }).transform((raw, ctx) => {
       if (raw.trim() === '') {
@@ -168,12 +44,7 @@ export const envVariables = z.object({
     ),
     TLS_CERT_FILE: pemFile({ group: 'TLS', description: 'PEM certificate (chain) for SMTP and IMAP. Unset: a self-signed certificate for MAIL_HOSTNAME is generated once into STATE_DIR/tls and reused, with a warning at every start.' }, 'certificate'),
     TLS_KEY_FILE: pemFile({ group: 'TLS', description: 'PEM private key matching TLS_CERT_FILE.' }, 'key'),
-    PORT_SMTP: port('PORT_SMTP', 25, 'SMTP for inbound mail to MAIL_DOMAINS (no AUTH)'),
-    PORT_SUBMISSION: port('PORT_SUBMISSION', 587, 'submission with STARTTLS required before AUTH'),
-    PORT_SUBMISSIONS: port('PORT_SUBMISSIONS', 465, 'submission with implicit TLS'),
-    PORT_IMAP: port('PORT_IMAP', 143, 'IMAP with STARTTLS required before login'),
-    PORT_IMAPS: port('PORT_IMAPS', 993, 'IMAP with implicit TLS'),
-    PORT_HTTP: port('PORT_HTTP', 8080, 'HTTP for /health and /ready'),
+    ...portVariables,
     BIND_ADDRESS: text({ group: 'Ports', description: 'IP address every listener binds to. Empty = all addresses.' }).transform((raw, ctx) => {
       const address = raw.trim();
       if (address !== '' && isIP(address) === 0) {
@@ -261,10 +132,10 @@ export const envSchema = envVariables
     } else if (env.TLS_CERT_FILE && env.TLS_KEY_FILE && !new X509Certificate(env.TLS_CERT_FILE.pem).checkPrivateKey(createPrivateKey(env.TLS_KEY_FILE.pem))) {
       ctx.addIssue({ code: 'custom', path: ['TLS_KEY_FILE'], message: 'the key does not match the certificate in TLS_CERT_FILE', input: '' });
     }
-    const ports = ['PORT_SMTP', 'PORT_SUBMISSION', 'PORT_SUBMISSIONS', 'PORT_IMAP', 'PORT_IMAPS', 'PORT_HTTP'] as const;
-    for (const [i, a] of ports.entries()) {
-      for (const b of ports.slice(i + 1)) {
-        if (env[a] !== 0 && env[a] === env[b]) ctx.addIssue({ code: 'custom', path: [b], message: `port ${env[b]} is also ${a}; every enabled listener needs its own port`, input: String(env[b]) });
+    for (const [i, a] of LISTENERS.entries()) {
+      for (const b of LISTENERS.slice(i + 1)) {
+        const [portA, portB] = [env[a.variable], env[b.variable]];
+        if (portA !== 0 && portA === portB) ctx.addIssue({ code: 'custom', path: [b.variable], message: `port ${portB} is also ${a.variable}; every enabled listener needs its own port`, input: String(portB) });
       }
     }
   })
@@ -284,14 +155,7 @@ export const envSchema = envVariables
       },
       trustedNetworks: env.TRUSTED_NETWORKS,
       tls: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE.path, keyFile: env.TLS_KEY_FILE.path } : undefined,
-      ports: {
-        smtp: env.PORT_SMTP,
-        submission: env.PORT_SUBMISSION,
-        submissions: env.PORT_SUBMISSIONS,
-        imap: env.PORT_IMAP,
-        imaps: env.PORT_IMAPS,
-        http: env.PORT_HTTP,
-      },
+      ports: Object.fromEntries(LISTENERS.map((row) => [row.name, env[row.variable]])) as Ports,
       bindAddress: env.BIND_ADDRESS,
       stateDir: env.STATE_DIR,
       messageSizeLimit: env.MESSAGE_SIZE_LIMIT,
@@ -311,4 +175,3 @@ export const envSchema = envVariables
   });
 
 export type Config = z.output<typeof envSchema>;
-export type PortName = keyof Config['ports'];

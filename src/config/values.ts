@@ -68,6 +68,10 @@ export function parseRelayHost(raw: string): Parsed<HostPort> {
 /** Password schemes Dovecot's passwd-file accepts here; PLAIN is allowed but warned about. */
 export const PASSWORD_SCHEMES = ['ARGON2ID', 'ARGON2I', 'BLF-CRYPT', 'SHA512-CRYPT', 'SHA256-CRYPT', 'PLAIN'] as const;
 
+/** The schemes `relaybox hash-password` makes. */
+export const HASH_SCHEMES = ['ARGON2ID', 'BLF-CRYPT', 'SHA512-CRYPT'] as const;
+export type HashScheme = (typeof HASH_SCHEMES)[number];
+
 export interface UserEntry {
   address: string;
   scheme: (typeof PASSWORD_SCHEMES)[number];

@@ -1,43 +1,47 @@
-// /health (liveness) and /ready (readiness) for Docker and Kubernetes. Bodies carry state, never secrets.
+// /health (liveness), /ready (readiness), /metrics and /selftest. It sees the running system only
+// through StatusView; bodies carry state, never secrets.
 import { timingSafeEqual } from 'node:crypto';
 import Fastify from 'fastify';
-import type { Config } from '../config/schema.ts';
-import { runSelftest } from '../selftest/selftest.ts';
-import type { Supervisor } from '../supervisor/supervisor.ts';
+import type { SelftestOptions, SelftestStep } from '../selftest/selftest.ts';
+import type { Health } from '../supervision/supervisor.ts';
+import type { Readiness } from '../supervision/checks.ts';
 import { ROUTES } from './routes.ts';
 
-export function buildHttpServer(supervisor: Supervisor, config: Config) {
+export interface StatusView {
+  health: () => Health & { bansActive: number };
+  readiness: () => Readiness;
+  metrics: () => Promise<{ contentType: string; text: string }>;
+  /** The current selftest settings (they follow hot reloads); no token = /selftest disabled. */
+  selftest: () => { token?: string; options: SelftestOptions };
+  runSelftest: (options: SelftestOptions) => Promise<SelftestStep[]>;
+}
+
+export function buildHttpServer(view: StatusView) {
   const app = Fastify({ logger: false });
 
   app.get(ROUTES.health, async (_request, reply) => {
-    const healthy = supervisor.healthy;
-    return reply.code(healthy ? 200 : 503).send({
-      status: healthy ? 'ok' : 'failed',
-      ...(supervisor.crashLoop ? { error: supervisor.crashLoop } : {}),
-      daemons: supervisor.status(),
-      bansActive: supervisor.bans.active.length,
-    });
+    const { healthy, error, daemons, bansActive } = view.health();
+    return reply.code(healthy ? 200 : 503).send({ status: healthy ? 'ok' : 'failed', ...(error ? { error } : {}), daemons, bansActive });
   });
 
   app.get(ROUTES.ready, async (_request, reply) => {
-    const ready = supervisor.ready;
-    const checks = Object.fromEntries(supervisor.checks.map(({ name }) => [name, supervisor.results.get(name) ?? { ok: false, error: 'not checked yet' }]));
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, daemons: supervisor.status() });
+    const { ready, checks, daemons } = view.readiness();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, daemons });
   });
 
   app.get(ROUTES.metrics, async (_request, reply) => {
-    const { registry } = supervisor.metrics;
-    return reply.type(registry.contentType).send(await registry.metrics());
+    const { contentType, text } = await view.metrics();
+    return reply.type(contentType).send(text);
   });
 
   // Disabled (404) unless SELFTEST_TOKEN is set; then only for `Authorization: Bearer <token>`.
   app.get(ROUTES.selftest, async (request, reply) => {
-    const token = config.selftest.token;
+    const { token, options } = view.selftest();
     if (!token) return reply.code(404).send({ error: 'selftest is disabled: set SELFTEST_TOKEN to enable GET /selftest' });
     const given = Buffer.from(/^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1] ?? '');
     const expected = Buffer.from(token);
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return reply.code(401).send({ error: 'a valid bearer token is required' });
-    const steps = await runSelftest({ config, credentials: config.selftest.credentials });
+    const steps = await view.runSelftest(options);
     const ok = steps.every((step) => step.status !== 'fail');
     return reply.code(ok ? 200 : 503).send({ status: ok ? 'ok' : 'failed', steps });
   });

@@ -1,23 +1,23 @@
 // Prometheus metrics, fed by the daemon log lines the supervisor already reads (no polling of mailq).
 // Labels never carry user names or addresses: only ports, results, reason classes and daemon names.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { X509Certificate } from 'node:crypto';
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { DaemonLogLine } from '../supervisor/daemon-log.ts';
-import type { DaemonStatus } from '../supervisor/daemon.ts';
-import type { ProbeResult } from '../supervisor/probes.ts';
+import type { DaemonLogLine } from '../daemons/log-line.ts';
+import { countFiles } from '../host/files.ts';
+import { LISTENERS } from '../listeners.ts';
+import type { Readiness } from '../supervision/checks.ts';
 
 export interface MetricSources {
-  daemons: () => Record<string, DaemonStatus>;
-  probes: () => Map<string, ProbeResult>;
+  /** The supervisor's one readiness verdict: daemons and checks. */
+  readiness: () => Readiness;
   bansActive: () => number;
   queueDir: string;
   certFile: () => string;
 }
 
-type Port = 'smtp' | 'submission' | 'submissions';
-
-const SMTPD = /^postfix\/(?:(submissions?)\/)?smtpd$/;
+/** `postfix/smtpd` is the smtp listener; the others log as `postfix/<listener>/smtpd` (master.cf syslog_name). */
+const SMTPD = new RegExp(`^postfix/(?:(${LISTENERS.filter((l) => l.daemon === 'postfix' && l.name !== 'smtp').map((l) => l.name).join('|')})/)?smtpd$`);
 
 /** Reason classes for refused SMTP commands, from Postfix's reject lines. */
 const REJECT_REASONS: Array<[RegExp, string]> = [
@@ -28,15 +28,6 @@ const REJECT_REASONS: Array<[RegExp, string]> = [
   [/Mailbox is full/, 'mailbox_full'],
   [/Message size exceeds/, 'too_large'],
 ];
-
-/** Files below a queue directory (deferred/ and active/ are hashed into subdirectories). */
-export function countFiles(dir: string): number {
-  try {
-    return readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? countFiles(`${dir}/${entry.name}`) : 1), 0);
-  } catch {
-    return 0;
-  }
-}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -62,7 +53,7 @@ export class Metrics {
       labelNames: ['daemon'],
       registers,
       collect() {
-        for (const [daemon, status] of Object.entries(sources.daemons())) this.set({ daemon }, status.restarts);
+        for (const [daemon, status] of Object.entries(sources.readiness().daemons)) this.set({ daemon }, status.restarts);
       },
     });
     new Gauge({
@@ -71,7 +62,15 @@ export class Metrics {
       labelNames: ['daemon'],
       registers,
       collect() {
-        for (const [daemon, status] of Object.entries(sources.daemons())) this.set({ daemon }, status.state === 'running' ? 1 : 0);
+        for (const [daemon, status] of Object.entries(sources.readiness().daemons)) this.set({ daemon }, status.state === 'running' ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_ready',
+      help: '1 while /ready answers 200: every daemon running and every check passing.',
+      registers,
+      collect() {
+        this.set(sources.readiness().ready ? 1 : 0);
       },
     });
     new Gauge({
@@ -88,7 +87,7 @@ export class Metrics {
       labelNames: ['check'],
       registers,
       collect() {
-        for (const [check, result] of sources.probes()) this.set({ check }, result.latencyMs / 1000);
+        for (const [check, result] of Object.entries(sources.readiness().checks)) if (result.latencyMs !== undefined) this.set({ check }, result.latencyMs / 1000);
       },
     });
     new Gauge({
@@ -97,7 +96,7 @@ export class Metrics {
       labelNames: ['check'],
       registers,
       collect() {
-        for (const [check, result] of sources.probes()) this.set({ check }, result.ok ? 1 : 0);
+        for (const [check, result] of Object.entries(sources.readiness().checks)) this.set({ check }, result.ok ? 1 : 0);
       },
     });
     new Gauge({
@@ -119,7 +118,7 @@ export class Metrics {
     const program = line.program ?? '';
     const smtpd = SMTPD.exec(program);
     if (smtpd) {
-      const port: Port = (smtpd[1] as Port | undefined) ?? 'smtp';
+      const port = smtpd[1] ?? 'smtp';
       if (line.msg.startsWith('disconnect from ')) {
         const auth = /\bauth=(\d+)(?:\/(\d+))?/.exec(line.msg);
         if (auth) {

@@ -2,15 +2,15 @@
 import type { RenderInput, RenderedFile } from './types.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
+import { enabledListeners, LISTENERS } from '../listeners.ts';
 
 export function renderDovecotConf({ config, tls, vmail }: RenderInput, paths: StatePaths): string {
-  const { imap, imaps } = config.ports;
-  const imapEnabled = imap > 0 || imaps > 0;
+  const imapListeners = enabledListeners(config.ports).filter((listener) => listener.protocol === 'imap');
   return `# Rendered by relaybox from the environment at every start; edits here are overwritten.
 base_dir = ${paths.dovecotBase}
 state_dir = ${paths.dovecotState}
 instance_name = ${instanceName(paths.stateDir)}
-protocols = ${imapEnabled ? 'imap lmtp' : 'lmtp'}
+protocols = ${imapListeners.length > 0 ? 'imap lmtp' : 'lmtp'}
 listen = ${config.bindAddress ?? '*, ::'}
 hostname = ${config.hostname}
 log_path = /dev/stderr
@@ -66,18 +66,17 @@ service lmtp {
   }
 }
 service imap-login {
-  inet_listener imap {
-    port = ${imap}
-  }
-  inet_listener imaps {
-    port = ${imaps}
-    ssl = yes
-  }
+${LISTENERS.filter((listener) => listener.protocol === 'imap').map((listener) => inetListener(listener.name, config.ports[listener.name], listener.tls === 'implicit')).join('\n')}
 }
 protocol lmtp {
   postmaster_address = postmaster@${config.domains[0] ?? config.hostname}
 }
 ${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths) : ''}`;
+}
+
+/** A disabled listener keeps its block with port 0, which Dovecot reads as "do not listen". */
+function inetListener(name: string, port: number, implicitTls: boolean): string {
+  return `  inet_listener ${name} {\n    port = ${port}\n${implicitTls ? '    ssl = yes\n' : ''}  }`;
 }
 
 /** Dovecot enforces MAILBOX_QUOTA; its quota-status service lets Postfix refuse at RCPT time. */

@@ -2,6 +2,7 @@
 import type { RenderInput, RenderedFile } from './types.ts';
 import type { StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
+import { enabledListeners, type Listener } from '../listeners.ts';
 
 const HEADER = '# Rendered by relaybox from the environment at every start; edits here are overwritten.\n';
 
@@ -134,16 +135,22 @@ const submissionOptions = (config: RenderInput['config']) => [
   'milter_macro_daemon_name=ORIGINATING',
 ];
 
+/** master.cf options of one SMTP listener, from its row: its name in the logs, its role, its TLS mode. */
+function listenerOptions(listener: Listener, config: RenderInput['config']): string[] {
+  return [
+    ...(listener.name === 'smtp' ? [] : [`syslog_name=postfix/${listener.name}`]),
+    ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
+    ...(listener.role === 'submission' ? submissionOptions(config) : []),
+  ];
+}
+
 export function renderMasterCf({ config }: RenderInput): string {
-  const { smtp, submission, submissions } = config.ports;
   const bind = config.bindAddress;
   const service = (name: string, type: string, priv: string, unpriv: string, chroot: string, wakeup: string, maxproc: string, command: string, options: string[] = []) =>
     [[name, type, priv, unpriv, chroot, wakeup, maxproc, command].join('  '), ...options.map((o) => `  -o ${o}`)].join('\n');
+  const smtpListeners = enabledListeners(config.ports).filter((listener) => listener.daemon === 'postfix');
   const entries = [
-    smtp > 0 && service(listenerName(bind, smtp), 'inet', 'n', '-', 'y', '-', '-', 'smtpd'),
-    submission > 0 && service(listenerName(bind, submission), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submission', ...submissionOptions(config)]),
-    submissions > 0 &&
-      service(listenerName(bind, submissions), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', ['syslog_name=postfix/submissions', 'smtpd_tls_wrappermode=yes', ...submissionOptions(config)]),
+    ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, config))),
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
     service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
     service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
@@ -167,7 +174,7 @@ export function renderMasterCf({ config }: RenderInput): string {
     service('scache', 'unix', '-', '-', 'y', '-', '1', 'scache'),
     service('postlog', 'unix-dgram', 'n', '-', 'n', '-', '1', 'postlogd'),
   ];
-  return `${HEADER}# service  type  private  unpriv  chroot  wakeup  maxproc  command\n${entries.filter(Boolean).join('\n')}\n`;
+  return `${HEADER}# service  type  private  unpriv  chroot  wakeup  maxproc  command\n${entries.join('\n')}\n`;
 }
 
 /** OpenSSL settings for Postfix's processes (tls_config_name = postfix): issue no TLS 1.3 tickets. */
@@ -182,6 +189,13 @@ system_default = postfix_no_tickets
 [postfix_no_tickets]
 NumTickets = 0
 `;
+
+const BANNED_TEXT = 'REJECT too many failed authentications from this address; try again later';
+
+/** The access map of banned client addresses (AUTH_BAN_*), refused at connect on every SMTP port. */
+export function banMapFile(paths: StatePaths, addresses: string[]): RenderedFile {
+  return { path: paths.bannedClients, content: `${HEADER}${addresses.map((address) => `${address} ${BANNED_TEXT}\n`).join('')}`, mode: 0o644 };
+}
 
 /** texthash: tables; keys and values never contain whitespace (validated addresses). */
 function table(rows: Array<[string, string]>): string {
@@ -215,6 +229,7 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
     { path: paths.mainCf, content: renderMainCf(input, paths), mode: 0o644 },
     { path: paths.masterCf, content: renderMasterCf(input), mode: 0o644 },
     { path: paths.opensslConf, content: OPENSSL_CONF, mode: 0o644 },
+    banMapFile(paths, input.bannedClients),
     { path: paths.senderLoginMap, content: table(senderLogins(input)), mode: 0o644 },
     { path: paths.aliasMap, content: table(aliasRows(input)), mode: 0o644 },
     {

@@ -9,6 +9,8 @@ export interface RenderInput {
   tls: { certFile: string; keyFile: string };
   /** Numeric ids of the unprivileged user that owns the mailboxes. */
   vmail: { uid: number; gid: number };
+  /** Client addresses banned right now (AUTH_BAN_*), kept across re-renders. */
+  bannedClients: string[];
 }
 
 export interface RenderedFile {

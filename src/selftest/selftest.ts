@@ -2,9 +2,9 @@
 // a wrong password refused, an unauthenticated relay refused, an authenticated transaction that
 // reaches RCPT and is reset before DATA (nothing is sent).
 import { randomBytes, randomInt } from 'node:crypto';
-import { connect as connectTcp, type Socket } from 'node:net';
-import { connect as connectTls } from 'node:tls';
 import type { Config } from '../config/schema.ts';
+import { enabledListeners, localAddress } from '../listeners.ts';
+import { SmtpSession, type Reply } from '../protocol/session.ts';
 
 export interface SelftestStep {
   name: string;
@@ -14,86 +14,11 @@ export interface SelftestStep {
 
 /** Where the outside recipient of the checks lives: reserved, never delivered to (RSET before DATA). */
 const OUTSIDE = 'relaybox-selftest@example.com';
+const EHLO_NAME = 'selftest.relaybox.invalid';
+const TIMEOUT_MS = 20_000;
 
-class Session {
-  private buffer = '';
-  private socket: Socket;
-  private wake: (() => void) | undefined;
-  private closed = false;
-
-  constructor(socket: Socket) {
-    this.socket = socket;
-    this.listen(socket);
-  }
-
-  private listen(socket: Socket): void {
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => {
-      this.buffer += chunk;
-      this.wake?.();
-    });
-    socket.on('close', () => {
-      this.closed = true;
-      this.wake?.();
-    });
-    socket.on('error', () => undefined);
-  }
-
-  static async open(host: string, port: number, tls: boolean, localAddress?: string): Promise<Session> {
-    const raw = connectTcp({ host, port, ...(localAddress ? { localAddress } : {}) });
-    const socket = tls ? connectTls({ socket: raw, rejectUnauthorized: false }) : raw;
-    await new Promise<void>((resolve, reject) => {
-      socket.once(tls ? 'secureConnect' : 'connect', () => resolve());
-      socket.once('error', reject);
-    });
-    return new Session(socket);
-  }
-
-  async reply(timeoutMs = 20_000): Promise<{ code: number; text: string }> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const match = /(?:^|\r\n)(\d{3}) [^\r\n]*\r\n/.exec(this.buffer);
-      if (match) {
-        const text = this.buffer.slice(0, match.index + match[0].length);
-        this.buffer = this.buffer.slice(text.length);
-        return { code: Number(match[1]), text: text.trim() };
-      }
-      if (this.closed) throw new Error('the server closed the connection');
-      if (Date.now() > deadline) throw new Error(`no reply within ${timeoutMs / 1000} s`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, 100);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
-
-  async cmd(line: string): Promise<{ code: number; text: string }> {
-    this.socket.write(`${line}\r\n`);
-    return this.reply();
-  }
-
-  async starttls(): Promise<void> {
-    this.socket.removeAllListeners('data');
-    const secure = connectTls({ socket: this.socket, rejectUnauthorized: false });
-    await new Promise<void>((resolve, reject) => {
-      secure.once('secureConnect', () => resolve());
-      secure.once('error', reject);
-    });
-    this.socket = secure;
-    this.buffer = '';
-    this.listen(secure);
-  }
-
-  close(): void {
-    this.socket.end('QUIT\r\n');
-    setTimeout(() => this.socket.destroy(), 500).unref();
-  }
-}
-
-const lastLine = (text: string) => text.split('\r\n').at(-1) ?? text;
+/** A reply as one line: its code and its last line of text. */
+const shown = (reply: Reply) => `${reply.code} ${reply.text.split('\n').at(-1) ?? ''}`.trimEnd();
 
 export interface SelftestOptions {
   config: Config;
@@ -108,73 +33,74 @@ export async function runSelftest({ config, credentials }: SelftestOptions, onSt
     onStep(step);
     return step.status !== 'fail';
   };
-  const host = config.bindAddress && !['0.0.0.0', '::'].includes(config.bindAddress) ? config.bindAddress : '127.0.0.1';
+  const host = localAddress(config.bindAddress);
   // On loopback every session comes from a random 127/8 address: the deliberate wrong password must not
   // pile up Dovecot's per-address delay or count towards a ban when the selftest runs every minute.
-  const source = (_step: number) => (host.startsWith('127.') ? `127.${1 + randomInt(254)}.${randomInt(256)}.${1 + randomInt(254)}` : undefined);
-  const implicit = config.ports.submission === 0;
-  const port = implicit ? config.ports.submissions : config.ports.submission;
-  if (port === 0) {
-    record({ name: 'submission', status: 'fail', detail: 'PORT_SUBMISSION and PORT_SUBMISSIONS are both 0: nothing to test' });
+  const source = () => (host.startsWith('127.') ? `127.${1 + randomInt(254)}.${randomInt(256)}.${1 + randomInt(254)}` : undefined);
+  const listeners = enabledListeners(config.ports);
+  const submissions = listeners.filter((listener) => listener.role === 'submission');
+  // STARTTLS first: it exercises more (plaintext EHLO, the upgrade, AUTH offered only after it).
+  const listener = submissions.find((l) => l.tls === 'starttls') ?? submissions[0];
+  if (!listener) {
+    record({ name: 'submission', status: 'fail', detail: 'every submission port is disabled (0): nothing to test' });
     return steps;
   }
+  const { port } = listener;
+  const implicit = listener.tls === 'implicit';
+  const open = () => SmtpSession.connect(port, { host, tls: implicit, localAddress: source(), timeoutMs: TIMEOUT_MS });
 
   /** Connect, EHLO and (on 587) STARTTLS; the first session records each step. */
-  const submission = async (n: number, verbose: boolean): Promise<Session | undefined> => {
-    const session = await Session.open(host, port, implicit, source(n));
-    const greeting = await session.reply();
-    if (verbose && !record({ name: `connect ${host}:${port}`, status: greeting.code === 220 ? 'ok' : 'fail', detail: lastLine(greeting.text) })) return undefined;
-    const ehlo = await session.cmd('EHLO selftest.relaybox.invalid');
+  const submission = async (verbose: boolean): Promise<SmtpSession | undefined> => {
+    const { client: session, greeting } = await open();
+    if (verbose && !record({ name: `connect ${host}:${port}`, status: greeting.code === 220 ? 'ok' : 'fail', detail: shown(greeting) })) return undefined;
+    const ehlo = await session.ehlo(EHLO_NAME);
     if (verbose && !record({ name: 'EHLO', status: ehlo.code === 250 ? 'ok' : 'fail', detail: implicit ? 'implicit TLS' : /STARTTLS/.test(ehlo.text) ? 'STARTTLS offered' : 'STARTTLS not offered' })) return undefined;
     if (!implicit) {
-      const start = await session.cmd('STARTTLS');
-      if (start.code !== 220) {
-        record({ name: 'STARTTLS', status: 'fail', detail: start.text });
+      const again = await session.starttls({}, EHLO_NAME).catch((error: Error) => error);
+      if (again instanceof Error) {
+        record({ name: 'STARTTLS', status: 'fail', detail: again.message });
         return undefined;
       }
-      await session.starttls();
-      const again = await session.cmd('EHLO selftest.relaybox.invalid');
       if (verbose && !record({ name: 'STARTTLS', status: /AUTH\b.*PLAIN/.test(again.text) ? 'ok' : 'fail', detail: /AUTH\b.*PLAIN/.test(again.text) ? 'TLS up, AUTH PLAIN offered' : 'AUTH PLAIN not offered after TLS' })) return undefined;
     }
     return session;
   };
 
   try {
-    const first = await submission(0, true);
+    const first = await submission(true);
     if (!first) return steps;
     const who = credentials?.user ?? `selftest@${config.hostname}`;
-    const wrong = await first.cmd(`AUTH PLAIN ${Buffer.from(`\0${who}\0${randomBytes(12).toString('hex')}`).toString('base64')}`);
-    first.close();
-    if (!record({ name: 'AUTH with a wrong password is refused', status: wrong.code === 535 ? 'ok' : 'fail', detail: wrong.text })) return steps;
+    // Dovecot answers a failed AUTH only after AUTH_FAILURE_DELAY.
+    const wrong = await first.cmd(`AUTH PLAIN ${Buffer.from(`\0${who}\0${randomBytes(12).toString('hex')}`).toString('base64')}`, (config.auth.failureDelaySeconds + 15) * 1000);
+    await first.quit();
+    if (!record({ name: 'AUTH with a wrong password is refused', status: wrong.code === 535 ? 'ok' : 'fail', detail: shown(wrong) })) return steps;
 
-    const relayPort = config.ports.smtp > 0 ? config.ports.smtp : port;
-    const relaySession = relayPort === port ? await submission(1, false) : await Session.open(host, relayPort, false, source(1));
+    const inbound = listeners.find((l) => l.role === 'inbound');
+    const relayPort = inbound?.port ?? port;
+    const relaySession = inbound ? (await SmtpSession.connect(inbound.port, { host, localAddress: source(), timeoutMs: TIMEOUT_MS })).client : await submission(false);
     if (!relaySession) return steps;
-    if (relayPort !== port) {
-      await relaySession.reply();
-      await relaySession.cmd('EHLO selftest.relaybox.invalid');
-    }
+    if (inbound) await relaySession.ehlo(EHLO_NAME);
     await relaySession.cmd(`MAIL FROM:<selftest@${config.hostname}>`);
     const relay = await relaySession.cmd(`RCPT TO:<${OUTSIDE}>`);
-    relaySession.close();
-    if (!record({ name: `unauthenticated relay on port ${relayPort} is refused`, status: relay.code >= 500 ? 'ok' : 'fail', detail: relay.text })) return steps;
+    await relaySession.quit();
+    if (!record({ name: `unauthenticated relay on port ${relayPort} is refused`, status: relay.code >= 500 ? 'ok' : 'fail', detail: shown(relay) })) return steps;
 
     if (!credentials) {
       record({ name: 'authenticated transaction', status: 'skip', detail: 'set SELFTEST_USER and SELFTEST_PASSWORD (or SELFTEST_PASSWORD_FILE) to test it' });
       return steps;
     }
-    const session = await submission(2, false);
+    const session = await submission(false);
     if (!session) return steps;
-    const auth = await session.cmd(`AUTH PLAIN ${Buffer.from(`\0${credentials.user}\0${credentials.password}`).toString('base64')}`);
-    if (!record({ name: `AUTH as ${credentials.user}`, status: auth.code === 235 ? 'ok' : 'fail', detail: auth.text })) {
-      session.close();
+    const auth = await session.authPlain(credentials.user, credentials.password);
+    if (!record({ name: `AUTH as ${credentials.user}`, status: auth.code === 235 ? 'ok' : 'fail', detail: shown(auth) })) {
+      await session.quit();
       return steps;
     }
     const mail = await session.cmd(`MAIL FROM:<${credentials.user}>`);
     const rcpt = mail.code === 250 ? await session.cmd(`RCPT TO:<${OUTSIDE}>`) : mail;
     await session.cmd('RSET');
-    session.close();
-    record({ name: 'authenticated transaction reaches RCPT (reset before DATA, nothing sent)', status: rcpt.code === 250 ? 'ok' : 'fail', detail: rcpt.text });
+    await session.quit();
+    record({ name: 'authenticated transaction reaches RCPT (reset before DATA, nothing sent)', status: rcpt.code === 250 ? 'ok' : 'fail', detail: shown(rcpt) });
   } catch (error) {
     record({ name: 'selftest', status: 'fail', detail: (error as Error).message });
   }

@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, hashOf, waitFor } from '../helpers/instance.ts';
-import { ImapClient } from '../helpers/imap.ts';
+import { ImapSession } from '../../src/protocol/session.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -28,7 +28,7 @@ async function inbound(box: Instance, to: string, subject: string, body?: string
 }
 
 async function inboxOf(box: Instance, user: string): Promise<string[]> {
-  const { client } = await ImapClient.connect(box.ports.imaps, true);
+  const { client } = await ImapSession.connect(box.ports.imaps, { tls: true });
   const login = await client.login(user, PASSWORD);
   assert.equal(login.status, 'OK', login.text);
   const messages = await client.inbox();
@@ -88,7 +88,7 @@ describe('mailboxes and IMAP', () => {
   });
 
   test('IMAP on 143: no LOGIN before STARTTLS; after it the same credentials work', async () => {
-    const { client, greeting } = await ImapClient.connect(box.ports.imap, false, '127.0.0.9');
+    const { client, greeting } = await ImapSession.connect(box.ports.imap, { localAddress: '127.0.0.9' });
     assert.match(greeting, /^\* OK \[CAPABILITY [^\]]*STARTTLS[^\]]*LOGINDISABLED/);
     const early = await client.login(ALICE, PASSWORD);
     assert.equal(early.status, 'NO', early.text);
@@ -99,7 +99,7 @@ describe('mailboxes and IMAP', () => {
   });
 
   test('IMAP: a wrong password is refused', async () => {
-    const { client } = await ImapClient.connect(box.ports.imaps, true);
+    const { client } = await ImapSession.connect(box.ports.imaps, { tls: true });
     const login = await client.login(ALICE, 'not the password');
     assert.equal(login.status, 'NO');
     await client.logout();

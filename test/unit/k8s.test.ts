@@ -72,9 +72,9 @@ function truth(): Truth {
   const volumes = dockerInstruction(dockerfile, 'VOLUME').flatMap((arg) =>
     arg.startsWith('[') ? (JSON.parse(arg) as string[]) : arg.split(/\s+/),
   );
-  const run = read('src/supervisor/run.ts');
+  const run = read('src/app.ts');
   const deadline = /SHUTDOWN_DEADLINE_MS\s*=\s*([\d_]+)/.exec(run);
-  if (!deadline) throw new Error('src/supervisor/run.ts: SHUTDOWN_DEADLINE_MS not found');
+  if (!deadline) throw new Error('src/app.ts: SHUTDOWN_DEADLINE_MS not found');
   return {
     routes: { ...ROUTES },
     env: new Map(envReference().map((v) => [v.name, { default: v.default, secret: v.secret }])),

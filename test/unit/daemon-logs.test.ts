@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseDovecotLine, parsePostfixLine } from '../../src/supervisor/daemon-log.ts';
-import { isProbeLine } from '../../src/supervisor/probes.ts';
+import { parseDovecotLine } from '../../src/daemons/dovecot.ts';
+import { parsePostfixLine } from '../../src/daemons/postfix.ts';
+import { isProbeLine } from '../../src/protocol/probes.ts';
 
 test('Postfix lines: program, pid, level from the warning/fatal prefix', () => {
   assert.deepEqual(parsePostfixLine('Nov 26 02:08:07 mail postfix/submission/smtpd[21262]: warning: hostname x does not resolve'), {

@@ -80,3 +80,12 @@ export function portHolder(port: number): { pid: number; command: string } | und
   }
   return undefined;
 }
+
+/** The working directory of a process, or undefined when it is gone. */
+export function workingDirectory(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return undefined;
+  }
+}

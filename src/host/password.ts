@@ -1,9 +1,7 @@
 // Password hashing through Dovecot's own `doveadm pw`, so every hash is one Dovecot verifies.
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-
-export const HASH_SCHEMES = ['ARGON2ID', 'BLF-CRYPT', 'SHA512-CRYPT'] as const;
-export type HashScheme = (typeof HASH_SCHEMES)[number];
+import type { HashScheme } from '../config/values.ts';
 
 export async function hashPassword(password: string, scheme: HashScheme = 'ARGON2ID'): Promise<string> {
   if (password.length === 0) throw new Error('the password is empty');

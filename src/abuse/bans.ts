@@ -1,11 +1,11 @@
 // Brute-force bans: failed authentications are counted per client address from the daemons' own log
-// lines; past the threshold the address goes into a Postfix access map (refused at connect on every
-// SMTP port) and Postfix reloads. No firewall, so no NET_ADMIN capability is needed.
-import { writeFileSync, renameSync } from 'node:fs';
+// lines; past the threshold the address is banned and `apply` puts the list in force (the
+// composition root writes Postfix's access map and reloads Postfix: refused at connect on every
+// SMTP port). No firewall, so no NET_ADMIN capability is needed.
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
-import type { DaemonLogLine } from './daemon-log.ts';
+import type { DaemonLogLine } from '../daemons/log-line.ts';
 
 type BanSettings = Config['auth']['ban'];
 
@@ -23,27 +23,23 @@ export function authFailure(line: DaemonLogLine): { address: string; count: numb
   return undefined;
 }
 
-const BANNED_TEXT = 'REJECT too many failed authentications from this address; try again later';
-
 export class AuthBans {
   private readonly failures = new Map<string, number[]>();
   private readonly banned = new Map<string, number>();
   private readonly settings: BanSettings;
-  private readonly file: string;
-  private readonly reload: () => Promise<void>;
+  private readonly putInForce: (addresses: string[]) => Promise<void>;
   private readonly log: Logger;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(settings: BanSettings, file: string, reload: () => Promise<void>, log: Logger) {
+  /** `putInForce` makes the daemons refuse exactly the given addresses. */
+  constructor(settings: BanSettings, putInForce: (addresses: string[]) => Promise<void>, log: Logger) {
     this.settings = settings;
-    this.file = file;
-    this.reload = reload;
+    this.putInForce = putInForce;
     this.log = log;
   }
 
-  /** Writes the (empty) map before Postfix starts: a missing table would make smtpd defer mail. */
-  init(): void {
-    this.write();
+  /** Starts expiring bans. */
+  start(): void {
     this.timer = setInterval(() => void this.expire(Date.now()), 1000);
     this.timer.unref();
   }
@@ -85,19 +81,11 @@ export class AuthBans {
     for (const address of expired) this.log.info({ event: 'unban', address }, `ban on ${address} expired`);
   }
 
-  private write(): void {
-    const rows = [...this.banned.keys()].map((address) => `${address} ${BANNED_TEXT}\n`);
-    const temporary = `${this.file}.tmp`;
-    writeFileSync(temporary, `# Maintained by the relaybox supervisor (AUTH_BAN_*); rewritten on every ban and unban.\n${rows.join('')}`, { mode: 0o644 });
-    renameSync(temporary, this.file);
-  }
-
   private async apply(): Promise<void> {
-    this.write();
     try {
-      await this.reload();
+      await this.putInForce(this.active);
     } catch (error) {
-      this.log.error({ event: 'ban_reload_failed', error: (error as Error).message }, `postfix reload failed: ${(error as Error).message}`);
+      this.log.error({ event: 'ban_reload_failed', error: (error as Error).message }, `putting the ban list in force failed: ${(error as Error).message}`);
     }
   }
 }

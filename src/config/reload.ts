@@ -5,8 +5,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { envReference, loadConfig, type Env } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
+import { envReference, loadConfig, type Env } from './load.ts';
+import type { Config } from './schema.ts';
 
 /** Every variable that names a file relaybox reads. */
 export const WATCHED_VARIABLES = envReference()

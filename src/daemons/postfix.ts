@@ -1,0 +1,75 @@
+// Postfix: the SMTP listeners, the queue, delivery upstream and to Dovecot over LMTP.
+import { rmSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { countFiles } from '../host/files.ts';
+import { readPidFile } from '../host/orphans.ts';
+import { commandName, processGroup, workingDirectory } from '../host/processes.ts';
+import type { StatePaths } from '../render/paths.ts';
+import { pollUntil } from './daemon.ts';
+import type { DaemonContext, DaemonDeclaration } from './declaration.ts';
+import type { DaemonLogLine, Level } from './log-line.ts';
+
+// "Nov 26 02:00:00 mail.example.com postfix/smtpd[123]: warning: ..."
+const LINE = /^[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \S+ ([\w/.-]+)\[(\d+)\]: (.*)$/;
+const LEVELS: Record<string, Level> = { warning: 'warn', error: 'error', fatal: 'fatal', panic: 'fatal' };
+
+export function parsePostfixLine(line: string): DaemonLogLine {
+  const match = LINE.exec(line);
+  const program = match?.[1];
+  const msg = match?.[3] ?? line;
+  const prefix = /^(warning|error|fatal|panic): /.exec(msg)?.[1];
+  const level = prefix ? LEVELS[prefix]! : 'info';
+  return { level, msg, ...(program ? { program, pid: Number(match?.[2]) } : {}) };
+}
+
+/** The master's pid while it runs. */
+function masterPid(paths: StatePaths): number | undefined {
+  const pid = readPidFile(paths.masterPid);
+  return pid !== undefined && processGroup(pid) !== undefined ? pid : undefined;
+}
+
+const postfixCommand = (paths: StatePaths, ...args: string[]) => execa('postfix', ['-c', paths.postfix, ...args], { timeout: 10_000 });
+
+export function postfix({ paths }: DaemonContext): DaemonDeclaration {
+  return {
+    name: 'postfix',
+    // smtpd on the submission ports authenticates through Dovecot's socket.
+    needs: ['dovecot'],
+    command: 'postfix',
+    args: ['-c', paths.postfix, 'start-fg'],
+    parseLine: parsePostfixLine,
+    logFifo: paths.postfixLogFifo,
+    prepare: () => {
+      rmSync(paths.masterPid, { force: true });
+      // The queue was checked (`postfix check`) at this start; skip the slow re-check on every launch.
+      writeFileSync(`${paths.queue}/quick-start`, '');
+    },
+    waitStarted: (signal) => pollUntil('the Postfix master to start', signal, 15_000, () => masterPid(paths) !== undefined),
+    probes: [],
+    reload: async () => {
+      await postfixCommand(paths, 'reload');
+    },
+    stop: {
+      gracefully: async () => {
+        await execa('postfix', ['-c', paths.postfix, 'stop'], { reject: false, timeout: 8000 });
+      },
+      graceMs: 5000,
+    },
+    // The master makes itself a session leader, so its children are in its own group.
+    extraGroups: () => {
+      const pid = masterPid(paths);
+      return pid === undefined ? [] : [pid];
+    },
+    orphan: { pidFile: paths.masterPid, ours: (pid) => commandName(pid).includes('postfix/sbin/master') && workingDirectory(pid) === paths.queue },
+    // Mail deferred before this start (say, the upstream was down) is retried now, not hours later.
+    afterStart: async (log) => {
+      if (countFiles(`${paths.queue}/deferred`) === 0) return;
+      await execa('postqueue', ['-c', paths.postfix, '-f'], { timeout: 10_000 });
+      log.info({ event: 'queue_flush' }, 'retrying the mail queued before this start');
+    },
+    // Its master throttles an smtpd that died for want of the auth socket; a reload lifts that at once.
+    onDependencyRestarted: async () => {
+      await postfixCommand(paths, 'reload');
+    },
+  };
+}

@@ -1,0 +1,47 @@
+// The directories a start needs under STATE_DIR, with their owners, and the files Postfix's chrooted
+// processes need inside the queue directory.
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { execa } from 'execa';
+import type { Logger } from 'pino';
+import type { StatePaths } from '../render/paths.ts';
+import { userIds } from './accounts.ts';
+
+function ensureDir(path: string, mode: number, owner?: { uid: number; gid: number }): void {
+  mkdirSync(path, { recursive: true, mode });
+  chmodSync(path, mode);
+  if (owner) chownSync(path, owner.uid, owner.gid);
+}
+
+export function prepareDirectories(paths: StatePaths, vmail: { uid: number; gid: number }): void {
+  const postfix = userIds('postfix');
+  ensureDir(paths.stateDir, 0o755);
+  ensureDir(paths.postfix, 0o755);
+  ensureDir(paths.queue, 0o755, { uid: 0, gid: 0 });
+  ensureDir(paths.postfixData, 0o700, postfix);
+  ensureDir(paths.dovecot, 0o755);
+  ensureDir(paths.dovecotBase, 0o755);
+  ensureDir(paths.dovecotState, 0o750);
+  ensureDir(paths.tls, 0o700);
+  ensureDir(paths.mail, 0o770, vmail);
+}
+
+// The files smtpd and smtp need inside their chroot (the queue directory), as Debian's init script copies.
+const CHROOT_FILES = ['/etc/localtime', '/etc/services', '/etc/resolv.conf', '/etc/hosts', '/etc/host.conf', '/etc/nsswitch.conf'];
+
+export function copyChrootFiles(paths: StatePaths): void {
+  for (const file of CHROOT_FILES) {
+    if (!existsSync(file)) continue;
+    const target = `${paths.queue}${file}`;
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(file, target);
+  }
+}
+
+
+/** Creates Postfix's queue tree (Dovecot binds its sockets in queue/private) and checks ownership. */
+export async function createQueueTree(paths: StatePaths, log: Logger): Promise<void> {
+  const check = await execa('postfix', ['-c', paths.postfix, 'check'], { reject: false, all: true });
+  for (const line of check.all.split('\n').filter(Boolean)) log.warn({ event: 'postfix_check' }, line);
+  if (check.exitCode !== 0) throw new Error(`postfix check failed (exit ${check.exitCode})`);
+}

@@ -1,0 +1,32 @@
+// What the renderers get, resolved on this host. One function for `run` (which creates what is
+// missing: the mailbox user, a self-signed certificate, the first-run account) and for
+// `check-config --render` (which creates nothing and shows what a start would use).
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { statePaths } from '../render/paths.ts';
+import type { RenderInput } from '../render/types.ts';
+import { ensureMailboxUser, MAILBOX_USER, userIds } from './accounts.ts';
+import { firstRunUsers, storedFirstRunUsers } from './first-run.ts';
+import { ensureTls } from './tls.ts';
+
+/** The image's fixed ids for vmail (Dockerfile); used to preview a render on a host without the user. */
+const IMAGE_VMAIL = { uid: 5000, gid: 5000 };
+
+export type ResolveMode = { create: true; log: Logger } | { create: false };
+
+export async function resolveRenderInput(config: Config, mode: ResolveMode, bannedClients: string[] = []): Promise<RenderInput> {
+  const paths = statePaths(config.stateDir);
+  if (!mode.create) {
+    return {
+      config,
+      users: config.users.length > 0 ? config.users : storedFirstRunUsers(paths),
+      tls: config.tls ?? { certFile: paths.generatedCert, keyFile: paths.generatedKey },
+      vmail: userIds(MAILBOX_USER) ?? IMAGE_VMAIL,
+      bannedClients,
+    };
+  }
+  const vmail = await ensureMailboxUser();
+  const tls = await ensureTls(config, paths, mode.log);
+  const users = await firstRunUsers(config, paths, mode.log);
+  return { config, users, tls, vmail, bannedClients };
+}

@@ -1,0 +1,26 @@
+// STATE_DIR made ready for a start, and its daemon files rendered again on every reload.
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { renderAll } from '../render/index.ts';
+import { statePaths } from '../render/paths.ts';
+import type { RenderInput } from '../render/types.ts';
+import { ensureMailboxUser } from './accounts.ts';
+import { copyChrootFiles, createQueueTree, prepareDirectories } from './directories.ts';
+import { writeRendered } from './files.ts';
+import { resolveRenderInput } from './render-input.ts';
+
+/** Renders every daemon file from the config; `bannedClients` keeps the bans in force across a reload. */
+export async function renderState(config: Config, log: Logger, bannedClients: string[]): Promise<RenderInput> {
+  const input = await resolveRenderInput(config, { create: true, log }, bannedClients);
+  writeRendered(renderAll(input));
+  return input;
+}
+
+export async function prepareStateDir(config: Config, log: Logger): Promise<RenderInput> {
+  const paths = statePaths(config.stateDir);
+  prepareDirectories(paths, await ensureMailboxUser());
+  const input = await renderState(config, log, []);
+  copyChrootFiles(paths);
+  await createQueueTree(paths, log);
+  return input;
+}

@@ -1,0 +1,60 @@
+// The readiness checks (each daemon's own probes plus a greeting on each of its listeners) and the
+// one readiness verdict that /ready, /metrics and the ready/not_ready log events all use.
+import type { Probe, DaemonDeclaration } from '../daemons/declaration.ts';
+import type { DaemonStatus } from '../daemons/daemon.ts';
+import type { Listener } from '../listeners.ts';
+import { probeGreeting, type ProbeResult } from '../protocol/probes.ts';
+
+export interface Check extends Probe {
+  /** The daemon that serves what this check probes. */
+  daemon: string;
+}
+
+/** Every check for the declared daemons; `listeners` are the enabled ones, probed on `host`. */
+export function buildChecks(declarations: DaemonDeclaration[], listeners: Array<Listener & { port: number }>, host: string): Check[] {
+  return declarations.flatMap((declaration) => [
+    ...declaration.probes.map((probe) => ({ ...probe, daemon: declaration.name })),
+    ...listeners
+      .filter((listener) => listener.daemon === declaration.name && listener.protocol !== 'http')
+      .map((listener) => ({
+        name: `${listener.name}:${listener.port}`,
+        daemon: declaration.name,
+        run: () => probeGreeting(host, listener.port, listener.protocol as 'smtp' | 'imap', listener.tls === 'implicit'),
+      })),
+  ]);
+}
+
+export interface CheckState extends Partial<ProbeResult> {
+  ok: boolean;
+  error?: string;
+  /** Set when the failure comes from a daemon this check's daemon needs (e.g. SMTP AUTH needs Dovecot). */
+  cause?: string;
+}
+
+export interface Readiness {
+  ready: boolean;
+  checks: Record<string, CheckState>;
+  daemons: Record<string, DaemonStatus>;
+  /** One line per failing check or daemon not running, for logs. */
+  failing: string[];
+}
+
+/**
+ * Ready when every daemon runs and every check passed its last probe. A failing check whose daemon
+ * needs a daemon that is down is reported with that cause (and is not held against its own daemon).
+ */
+export function readiness(daemons: Record<string, DaemonStatus>, checks: Check[], results: ReadonlyMap<string, ProbeResult>, causes: ReadonlyMap<string, string> = new Map()): Readiness {
+  const states: Record<string, CheckState> = {};
+  const failing: string[] = [];
+  for (const [name, status] of Object.entries(daemons)) {
+    if (status.state !== 'running') failing.push(`${name}: ${status.state}${status.lastError ? ` (${status.lastError})` : ''}`);
+  }
+  for (const check of checks) {
+    const result = results.get(check.name);
+    const cause = causes.get(check.name);
+    const state: CheckState = result ?? { ok: false, error: 'not checked yet' };
+    states[check.name] = cause && !state.ok ? { ...state, cause } : state;
+    if (!state.ok) failing.push(`${check.name}: ${state.error}${cause ? ` (${cause})` : ''}`);
+  }
+  return { ready: failing.length === 0, checks: states, daemons, failing };
+}

@@ -1,0 +1,232 @@
+// Keeps the declared daemons up: starts them in dependency order, probes them, restarts one that
+// exits or stays unhealthy (restart-policy.ts), and stops them in reverse order. It knows no daemon
+// by name: everything daemon-specific is in the declarations.
+import { setTimeout as wait } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { Daemon, type DaemonStatus } from '../daemons/daemon.ts';
+import type { DaemonDeclaration } from '../daemons/declaration.ts';
+import type { DaemonLogLine } from '../daemons/log-line.ts';
+import type { Listener } from '../listeners.ts';
+import type { ProbeResult } from '../protocol/probes.ts';
+import { buildChecks, readiness, type Check, type Readiness } from './checks.ts';
+import { decideRestart, NO_HISTORY, type RestartHistory, type RestartPolicy } from './restart-policy.ts';
+import { startWaves } from './start-order.ts';
+
+export const SUPERVISION = {
+  /** Probe cadence while everything is healthy, and while something is not. */
+  intervalMs: 2000,
+  fastIntervalMs: 100,
+  /** A check failing this long while its daemon (and what it needs) runs gets the daemon restarted. */
+  failAfterMs: 4000,
+  restart: { startSecsMs: 10_000, backoffBaseMs: 250, backoffCapMs: 30_000, windowMs: 5 * 60_000 },
+};
+
+export interface SupervisorOptions {
+  declarations: DaemonDeclaration[];
+  /** The enabled listeners; each one's greeting is probed for the daemon that serves it. */
+  listeners: Array<Listener & { port: number }>;
+  probeHost: string;
+  restartBudget: number;
+  /** The root logger; each daemon and the supervisor get their own `service` child. */
+  log: Logger;
+  /** Daemon log lines that belong at debug level (the supervisor's own probe connections). */
+  demote?: (line: DaemonLogLine) => boolean;
+}
+
+export interface Health {
+  healthy: boolean;
+  error?: string;
+  daemons: Record<string, DaemonStatus>;
+}
+
+export class Supervisor {
+  readonly checks: Check[];
+  private readonly daemons = new Map<string, Daemon>();
+  private readonly waves: Daemon[][];
+  private readonly policy: RestartPolicy;
+  private readonly log: Logger;
+  private readonly results = new Map<string, ProbeResult>();
+  private readonly causes = new Map<string, string>();
+  private readonly failingSince = new Map<string, number>();
+  private readonly history = new Map<string, RestartHistory>();
+  private readonly restarting = new Set<string>();
+  private readonly lineListeners: Array<(daemon: string, line: DaemonLogLine) => void> = [];
+  private readonly abort = new AbortController();
+  private crashLoop: string | undefined;
+  private wake: (() => void) | undefined;
+  private loop: Promise<void> | undefined;
+  private wasReady = false;
+
+  constructor(options: SupervisorOptions) {
+    this.log = options.log.child({ service: 'supervisor' });
+    this.policy = { ...SUPERVISION.restart, budget: options.restartBudget };
+    for (const declaration of options.declarations) {
+      const daemon = new Daemon(declaration, options.log, options.demote);
+      daemon.onLogLine((line) => {
+        for (const listener of this.lineListeners) listener(daemon.name, line);
+      });
+      daemon.onUnexpectedExit(({ code, signal }) => {
+        const reason = `exited unexpectedly (${signal ? `signal ${signal}` : `code ${code}`})`;
+        this.log.error({ event: 'daemon_exit', daemon: daemon.name, code, signal }, `${daemon.name} ${reason}`);
+        void this.restart(daemon.name, reason);
+      });
+      this.daemons.set(declaration.name, daemon);
+    }
+    this.waves = startWaves(options.declarations).map((wave) => wave.map((name) => this.daemons.get(name)!));
+    this.checks = buildChecks(options.declarations, options.listeners, options.probeHost);
+  }
+
+  /** Called with every log line of every daemon. */
+  onLogLine(listener: (daemon: string, line: DaemonLogLine) => void): void {
+    this.lineListeners.push(listener);
+  }
+
+  statuses(): Record<string, DaemonStatus> {
+    return Object.fromEntries([...this.daemons].map(([name, daemon]) => [name, daemon.status()]));
+  }
+
+  readiness(): Readiness {
+    return readiness(this.statuses(), this.checks, this.results, this.causes);
+  }
+
+  health(): Health {
+    return { healthy: this.crashLoop === undefined, ...(this.crashLoop ? { error: this.crashLoop } : {}), daemons: this.statuses() };
+  }
+
+  /** Each wave once the one before it is up; the daemons of a wave in parallel. Then the probe loop. */
+  async start(): Promise<void> {
+    for (const wave of this.waves) await Promise.all(wave.map((daemon) => daemon.start(this.abort.signal)));
+    this.loop = this.probeLoop();
+    for (const daemon of this.daemons.values()) {
+      daemon.declaration.afterStart?.(this.log).catch((error: Error) => this.log.warn({ event: 'after_start_failed', daemon: daemon.name, error: error.message }, `${daemon.name}: ${error.message}`));
+    }
+  }
+
+  private async probeLoop(): Promise<void> {
+    while (!this.abort.signal.aborted) {
+      await this.probeOnce();
+      const delay = this.wasReady ? SUPERVISION.intervalMs : SUPERVISION.fastIntervalMs;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+  }
+
+  async probeOnce(): Promise<void> {
+    const results = await Promise.all(this.checks.map(async (check) => [check, await check.run()] as const));
+    for (const [check, result] of results) this.results.set(check.name, result);
+    const now = Date.now();
+    this.causes.clear();
+    for (const [check, result] of results) {
+      const daemon = this.daemons.get(check.daemon)!;
+      const blocker = result.ok ? undefined : this.blockedBy(check.daemon);
+      if (blocker) this.causes.set(check.name, blocker);
+      if (result.ok || daemon.state !== 'running' || blocker) {
+        this.failingSince.delete(check.name);
+        continue;
+      }
+      const since = this.failingSince.get(check.name) ?? now;
+      this.failingSince.set(check.name, since);
+      if (now - since >= SUPERVISION.failAfterMs) {
+        this.failingSince.delete(check.name);
+        void this.restart(check.daemon, `probe ${check.name} failing for ${Math.round((now - since) / 1000)} s: ${result.error}`);
+      }
+    }
+    const verdict = this.readiness();
+    if (verdict.ready !== this.wasReady) {
+      this.wasReady = verdict.ready;
+      if (verdict.ready) this.log.info({ event: 'ready' }, 'all checks pass: ready');
+      else this.log.warn({ event: 'not_ready', failing: verdict.failing }, `not ready: ${verdict.failing.join('; ')}`);
+    }
+  }
+
+  /** The first daemon that `name` needs (directly or not) which is down or failing its own checks. */
+  private blockedBy(name: string, seen = new Set<string>()): string | undefined {
+    for (const need of this.daemons.get(name)?.declaration.needs ?? []) {
+      if (seen.has(need)) continue;
+      seen.add(need);
+      const daemon = this.daemons.get(need)!;
+      if (daemon.state !== 'running') return `${need} is ${daemon.state}`;
+      const failing = this.checks.find((check) => check.daemon === need && this.results.get(check.name)?.ok === false);
+      if (failing) return `${need} fails ${failing.name}`;
+      const deeper = this.blockedBy(need, seen);
+      if (deeper) return deeper;
+    }
+    return undefined;
+  }
+
+  async restart(name: string, reason: string): Promise<void> {
+    if (this.restarting.has(name)) return;
+    this.restarting.add(name);
+    try {
+      const daemon = this.daemons.get(name)!;
+      for (let attempt = 0; !this.abort.signal.aborted && !this.crashLoop; attempt++) {
+        if (await this.restartOnce(daemon, attempt === 0 ? reason : `restart failed: ${daemon.status().lastError}`)) return;
+      }
+    } finally {
+      this.restarting.delete(name);
+    }
+  }
+
+  /** One kill-and-start cycle; false when the new start failed too. */
+  private async restartOnce(daemon: Daemon, reason: string): Promise<boolean> {
+    const { name } = daemon;
+    const now = Date.now();
+    const decision = decideRestart(this.history.get(name) ?? NO_HISTORY, now, daemon.uptimeMs(now), this.policy);
+    this.history.set(name, decision.history);
+    daemon.beginRestart(reason);
+    // Until probes pass against the new processes, the old results say nothing.
+    for (const check of this.checks) if (check.daemon === name) this.results.delete(check.name);
+    if (decision.verdict === 'give-up') {
+      this.crashLoop = `${name} restarted ${decision.restartsInWindow} times within ${this.policy.windowMs / 60_000} min; giving up (${reason})`;
+      daemon.giveUp(this.crashLoop);
+      this.log.fatal({ event: 'crash_loop', daemon: name }, this.crashLoop);
+      await daemon.killGroups();
+      return true;
+    }
+    const { delayMs } = decision;
+    this.log.warn({ event: 'daemon_restart', daemon: name, reason, attempt: decision.history.times.length, delayMs }, `restarting ${name} in ${delayMs} ms: ${reason}`);
+    await daemon.killGroups();
+    if (delayMs > 0) await wait(delayMs);
+    if (this.abort.signal.aborted) return true;
+    try {
+      await daemon.start(this.abort.signal);
+    } catch (error) {
+      this.log.error({ event: 'daemon_start_failed', daemon: name, error: (error as Error).message }, `${name} did not start: ${(error as Error).message}`);
+      return false;
+    } finally {
+      this.wake?.();
+    }
+    this.log.info({ event: 'daemon_restarted', daemon: name, restarts: daemon.status().restarts }, `${name} is running again`);
+    await this.tellDependents(name);
+    return true;
+  }
+
+  private async tellDependents(name: string): Promise<void> {
+    const dependents = [...this.daemons.values()].filter((daemon) => daemon.declaration.needs.includes(name) && daemon.state === 'running');
+    for (const dependent of dependents) {
+      try {
+        await dependent.declaration.onDependencyRestarted?.();
+      } catch (error) {
+        this.log.warn({ event: 'dependency_hook_failed', daemon: dependent.name, error: (error as Error).message }, `${dependent.name}: ${(error as Error).message}`);
+      }
+    }
+  }
+
+  /** Re-read the rendered files in place: every daemon, or the one named. */
+  async reload(name?: string): Promise<void> {
+    for (const daemon of this.daemons.values()) if (name === undefined || daemon.name === name) await daemon.reload();
+  }
+
+  /** Dependents first (Postfix stops accepting mail before Dovecot goes); every process ended. */
+  async stop(): Promise<void> {
+    this.abort.abort();
+    this.wake?.();
+    for (const wave of [...this.waves].reverse()) await Promise.all(wave.map((daemon) => daemon.stop()));
+    await this.loop?.catch(() => undefined);
+  }
+}
