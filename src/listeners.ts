@@ -2,7 +2,7 @@
 // the renderers (master.cf services, Dovecot's inet listeners), the readiness probes, the
 // port-in-use check, metrics' port labels and the selftest all read this table.
 
-export interface ListenerRow {
+interface ListenerRow {
   /** Also the Postfix syslog_name suffix and the metrics `port` label. */
   name: string;
   variable: string;
@@ -27,7 +27,7 @@ export const LISTENERS = [
 ] as const satisfies readonly ListenerRow[];
 
 export type Listener = (typeof LISTENERS)[number];
-export type ListenerName = Listener['name'];
+type ListenerName = Listener['name'];
 export type Ports = Record<ListenerName, number>;
 
 /** The rows of enabled listeners (port > 0) with their configured port. */

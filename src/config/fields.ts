@@ -17,7 +17,7 @@ export interface EnvDoc {
 
 export const envDocs = z.registry<EnvDoc>();
 
-export type Ctx = z.core.$RefinementCtx;
+type Ctx = z.core.$RefinementCtx;
 
 /** Adds an issue for a failed parse and returns z.NEVER, or returns the value. */
 export function take<T>(result: Parsed<T>, ctx: Ctx, input: string): T {

@@ -25,7 +25,7 @@ function findDoc(schema: z.ZodType | undefined): EnvDoc | undefined {
   return findDoc(def.in) ?? findDoc(def.innerType) ?? findDoc(def.out);
 }
 
-export const SECRET_VARIABLES: ReadonlySet<string> = new Set(envReference().filter((v) => v.secret).map((v) => v.name));
+const SECRET_VARIABLES: ReadonlySet<string> = new Set(envReference().filter((v) => v.secret).map((v) => v.name));
 
 function shown(variable: string, value: unknown): string {
   if (SECRET_VARIABLES.has(variable)) return '';

@@ -9,7 +9,7 @@ import { envReference, loadConfig, type Env } from './load.ts';
 import type { Config } from './schema.ts';
 
 /** Every variable that names a file relaybox reads. */
-export const WATCHED_VARIABLES = envReference()
+const WATCHED_VARIABLES = envReference()
   .map(({ name }) => name)
   .filter((name) => name.endsWith('_FILE'));
 

@@ -66,7 +66,7 @@ export function parseRelayHost(raw: string): Parsed<HostPort> {
 }
 
 /** Password schemes Dovecot's passwd-file accepts here; PLAIN is allowed but warned about. */
-export const PASSWORD_SCHEMES = ['ARGON2ID', 'ARGON2I', 'BLF-CRYPT', 'SHA512-CRYPT', 'SHA256-CRYPT', 'PLAIN'] as const;
+const PASSWORD_SCHEMES = ['ARGON2ID', 'ARGON2I', 'BLF-CRYPT', 'SHA512-CRYPT', 'SHA256-CRYPT', 'PLAIN'] as const;
 
 /** The schemes `relaybox hash-password` makes. */
 export const HASH_SCHEMES = ['ARGON2ID', 'BLF-CRYPT', 'SHA512-CRYPT'] as const;
@@ -81,7 +81,7 @@ export interface UserEntry {
 const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/i;
 
 /** A mailbox address `local@domain`, domain lowercased; no quoted or routed forms. */
-export function parseAddress(raw: string): Parsed<string> {
+function parseAddress(raw: string): Parsed<string> {
   const at = raw.lastIndexOf('@');
   if (at <= 0) return fail('an address such as alice@example.com');
   const local = raw.slice(0, at);

@@ -22,7 +22,7 @@ export interface DaemonStatus {
   lastError?: string;
 }
 
-export type ExitListener = (info: { code?: number; signal?: string }) => void;
+type ExitListener = (info: { code?: number; signal?: string }) => void;
 
 /** In its own process group (detached), so the whole daemon can be ended with one kill. */
 // execa takes either a file descriptor or 'pipe' here; its types do not accept the union, hence the cast.

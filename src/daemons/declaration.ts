@@ -45,8 +45,6 @@ export interface DaemonDeclaration {
   orphan?: OrphanSignature;
   /** Once, after the first start (e.g. retry mail queued before this start); a failure is logged. */
   afterStart?: (log: Logger) => Promise<void>;
-  /** A daemon this one needs was restarted: start using it again now. */
-  onDependencyRestarted?: () => Promise<void>;
 }
 
 export interface DaemonContext {

@@ -67,9 +67,5 @@ export function postfix({ paths }: DaemonContext): DaemonDeclaration {
       await execa('postqueue', ['-c', paths.postfix, '-f'], { timeout: 10_000 });
       log.info({ event: 'queue_flush' }, 'retrying the mail queued before this start');
     },
-    // Its master throttles an smtpd that died for want of the auth socket; a reload lifts that at once.
-    onDependencyRestarted: async () => {
-      await postfixCommand(paths, 'reload');
-    },
   };
 }

@@ -46,6 +46,9 @@ export function renderMainCf({ config, tls }: RenderInput, paths: StatePaths): s
     ['mynetworks', trusted.join(', ')],
     ['smtpd_banner', '$myhostname ESMTP'],
     ['biff', 'no'],
+    // An smtpd that cannot reach Dovecot's auth socket exits, and the master then holds the whole
+    // service for this long (default 60 s): short, so that 465 serves again as soon as Dovecot is back.
+    ['service_throttle_time', '1s'],
     ['append_dot_mydomain', 'no'],
     ['message_size_limit', config.messageSizeLimit],
     ['mailbox_size_limit', 0],

@@ -12,7 +12,7 @@ import { buildChecks, readiness, type Check, type Readiness } from './checks.ts'
 import { decideRestart, NO_HISTORY, type RestartHistory, type RestartPolicy } from './restart-policy.ts';
 import { startWaves } from './start-order.ts';
 
-export const SUPERVISION = {
+const SUPERVISION = {
   /** Probe cadence while everything is healthy, and while something is not. */
   intervalMs: 2000,
   fastIntervalMs: 100,
@@ -202,19 +202,7 @@ export class Supervisor {
       this.wake?.();
     }
     this.log.info({ event: 'daemon_restarted', daemon: name, restarts: daemon.status().restarts }, `${name} is running again`);
-    await this.tellDependents(name);
     return true;
-  }
-
-  private async tellDependents(name: string): Promise<void> {
-    const dependents = [...this.daemons.values()].filter((daemon) => daemon.declaration.needs.includes(name) && daemon.state === 'running');
-    for (const dependent of dependents) {
-      try {
-        await dependent.declaration.onDependencyRestarted?.();
-      } catch (error) {
-        this.log.warn({ event: 'dependency_hook_failed', daemon: dependent.name, error: (error as Error).message }, `${dependent.name}: ${(error as Error).message}`);
-      }
-    }
   }
 
   /** Re-read the rendered files in place: every daemon, or the one named. */

@@ -88,3 +88,22 @@ describe('hot reload', () => {
     await waitFor('dave to be gone', 20_000, async () => ((await authAs(box, `dave@${DOMAIN}`)) === 535 ? true : undefined), 500);
   });
 });
+
+describe('hot reload of the selftest token', () => {
+  test('a new SELFTEST_TOKEN_FILE reaches GET /selftest; the old token stops working', async () => {
+    const tokenFile = `${dir}/selftest-token`;
+    const [oldToken, newToken] = ['old-token-0123456789abcdef', 'new-token-0123456789abcdef'];
+    writeFileSync(tokenFile, `${oldToken}\n`);
+    const box = await Instance.start({ SELFTEST_TOKEN_FILE: tokenFile, AUTH_FAILURE_DELAY: '0' });
+    const status = async (token: string) => (await fetch(box.url('/selftest'), { headers: { authorization: `Bearer ${token}` } })).status;
+    try {
+      assert.equal(await status(oldToken), 200);
+      assert.equal(await status(newToken), 401);
+      writeFileSync(tokenFile, `${newToken}\n`);
+      await waitFor('the new token to be accepted', 20_000, async () => ((await status(newToken)) === 200 ? true : undefined), 300);
+      assert.equal(await status(oldToken), 401);
+    } finally {
+      await box.destroy();
+    }
+  });
+});

@@ -18,6 +18,16 @@ async function authWorks(box: Instance): Promise<boolean> {
   }
 }
 
+async function authWorksImplicitTls(box: Instance): Promise<boolean> {
+  const { client } = await SmtpClient.connect(box.ports.submissions, { tls: true, timeoutMs: 3000 });
+  try {
+    await client.ehlo();
+    return (await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code === 235;
+  } finally {
+    await client.quit();
+  }
+}
+
 async function readyStatus(box: Instance): Promise<number> {
   try {
     return (await fetch(box.url('/ready'))).status;
@@ -160,6 +170,47 @@ describe('a crash loop', () => {
       const code = await Promise.race([box.exit, new Promise((resolve) => setTimeout(() => resolve('still running'), 30_000))]);
       assert.equal(code, 1);
       assert.deepEqual(processesIn(box.stateDir), []);
+    } finally {
+      await box.destroy();
+    }
+  });
+});
+
+describe('a Dovecot outage', () => {
+  test('is held against Dovecot: Postfix is not restarted, and serves 465 again as soon as Dovecot is back', async (t) => {
+    const box = await Instance.start({ RESTART_BUDGET: '100' });
+    try {
+      const conf = `${box.stateDir}/dovecot/dovecot.conf`;
+      const good = readFileSync(conf, 'utf8');
+      // Dovecot cannot start for a while: every restart fails, its backoff grows.
+      writeFileSync(conf, 'this is not a dovecot setting\n');
+      process.kill(Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8')), 'SIGKILL');
+      // Idle smtpd processes would keep answering; a new one on 465 (where SASL starts with the
+      // session) cannot reach the auth socket and exits, and Postfix's master throttles the service.
+      await waitFor('Dovecot to be down', 5000, async () => ((await readyStatus(box)) === 503 ? true : undefined));
+      for (const pid of processesIn(box.stateDir).filter((p) => / smtpd /.test(p)).map((p) => Number(p.split(' ')[0]))) process.kill(pid, 'SIGKILL');
+      const blamed = await waitFor('/ready to name Dovecot as the cause on port 465', 15_000, async () => {
+        const { body } = await box.get('/ready');
+        const check = (body.checks as Record<string, { ok: boolean; cause?: string }>)[`submissions:${box.ports.submissions}`];
+        return check && !check.ok && check.cause?.startsWith('dovecot') ? check : undefined;
+      }, 100);
+      t.diagnostic(`465's check during the outage: ${JSON.stringify(blamed)}`);
+      // Longer than the 4 s after which a failing check of its own gets a daemon restarted.
+      await new Promise((resolve) => setTimeout(resolve, 6000));
+      writeFileSync(conf, good);
+      await waitFor('Dovecot to run again', 20_000, async () => {
+        const { body } = await box.get('/health');
+        return (body.daemons as Record<string, { state: string }>).dovecot!.state === 'running' || undefined;
+      }, 50);
+      const back = performance.now();
+      // Postfix's own throttle would hold the service for service_throttle_time (60 s).
+      await waitFor('AUTH on 465 to work again', 20_000, async () => ((await authWorksImplicitTls(box).catch(() => false)) ? true : undefined), 100);
+      t.diagnostic(`AUTH on 465 worked again ${Math.round(performance.now() - back)} ms after Dovecot was running again`);
+      assert.ok(await authWorks(box));
+      await waitFor('/ready 200', 10_000, async () => ((await readyStatus(box)) === 200 ? true : undefined));
+      const { body } = await box.get('/health');
+      assert.equal((body.daemons as Record<string, { restarts: number }>).postfix!.restarts, 0);
+      assert.ok(!box.logs().some((l) => l.event === 'daemon_restart' && l.daemon === 'postfix'), 'Postfix was restarted for a Dovecot outage');
     } finally {
       await box.destroy();
     }
