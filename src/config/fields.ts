@@ -13,6 +13,21 @@ export interface EnvDoc {
   default?: string;
   /** Never printed: masked in errors, check-config output, logs and HTTP bodies. */
   secret?: boolean;
+  /** A list whose entries may be separated by line breaks; every other value is one line. */
+  list?: boolean;
+}
+
+/** Control characters that may end up as a second line (or a cut line) in a rendered file. */
+const CONTROL = /[\x00-\x1f\x7f]/;
+/** In lists and in files of several lines: line breaks and tabs separate entries; the rest is refused. */
+const CONTROL_IN_LINES = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/** Why a value is refused for its control characters, or undefined when it has none. */
+export function controlProblem(value: string, lines: boolean): string | undefined {
+  if (!(lines ? CONTROL_IN_LINES : CONTROL).test(value)) return undefined;
+  return lines
+    ? 'contains a control character (NUL or similar); only printable text, tabs and line breaks are allowed'
+    : 'contains a line break or another control character; give a single line of printable text';
 }
 
 export const envDocs = z.registry<EnvDoc>();
@@ -27,9 +42,16 @@ export function take<T>(result: Parsed<T>, ctx: Ctx, input: string): T {
 }
 
 /** The file's text, or undefined after adding an issue naming the problem. */
-export function readText(path: string, ctx: Ctx): string | undefined {
+export function readText(path: string, ctx: Ctx, shape: 'lines' | 'one line' = 'lines'): string | undefined {
   try {
-    return readFileSync(path, 'utf8');
+    const text = readFileSync(path, 'utf8');
+    const value = shape === 'one line' ? text.replace(/\r?\n$/, '') : text;
+    const problem = controlProblem(value, shape === 'lines');
+    if (problem) {
+      ctx.addIssue({ code: 'custom', message: `the file ${problem}`, input: path });
+      return undefined;
+    }
+    return value;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
     ctx.addIssue({ code: 'custom', message: `cannot read the file (${code}); give the path of a readable file`, input: path });
@@ -72,6 +94,7 @@ export const usersList = z.string().default('').transform(parseUsers).register(e
   description:
     'Accounts allowed to authenticate (SMTP AUTH and IMAP): entries `address:{SCHEME}hash` separated by spaces or newlines. Schemes: {ARGON2ID}, {ARGON2I}, {BLF-CRYPT}, {SHA512-CRYPT}, {SHA256-CRYPT}; {PLAIN} works but is warned about. Make a hash with `relaybox hash-password`. A user may send only as their own address.',
   secret: true,
+  list: true,
 });
 
 export const usersFile = z
@@ -96,7 +119,7 @@ export const ALIASES_DESCRIPTION =
   'Aliases for the local domains: entries `alias@domain:target[,target...]` separated by spaces or newlines; targets may be local users or remote addresses; `@domain:target` is a catch-all. A user may also send as the aliases that point to them.';
 
 export const secretFile = (doc: EnvDoc) =>
-  text(doc).transform((path, ctx) => (path === '' ? undefined : readText(path, ctx)?.replace(/\r?\n$/, '')));
+  text(doc).transform((path, ctx) => (path === '' ? undefined : readText(path, ctx, 'one line')));
 
 export const pemFile = (doc: EnvDoc, kind: 'certificate' | 'key') =>
   text(doc).transform((path, ctx) => {

@@ -1,5 +1,6 @@
 // env -> validated Config, or one error line per problem naming the variable (secrets masked).
 import type { z } from 'zod';
+import { controlProblem } from './fields.ts';
 import { envDocs, envSchema, envVariables, type Config, type EnvDoc } from './schema.ts';
 
 export type Env = Record<string, string | undefined>;
@@ -34,16 +35,26 @@ function shown(variable: string, value: unknown): string {
   return `=${JSON.stringify(text)}`;
 }
 
+/** Values with control characters, refused before anything parses them (the value is not shown). */
+function controlErrors(known: Env): string[] {
+  return envReference().flatMap(({ name, list }) => {
+    const problem = known[name] === undefined ? undefined : controlProblem(known[name], list === true);
+    return problem ? [`${name}: ${problem}`] : [];
+  });
+}
+
 export function loadConfig(env: Env): LoadResult {
   const known = Object.fromEntries(envReference().map(({ name }) => [name, env[name] === undefined ? undefined : env[name]]));
+  const control = controlErrors(known);
   const parsed = envSchema.safeParse(known, { reportInput: true });
-  if (!parsed.success) {
-    const errors = parsed.error.issues.map((issue) => {
+  if (control.length > 0 || !parsed.success) {
+    const refused = new Set(control.map((error) => error.slice(0, error.indexOf(':'))));
+    const errors = (parsed.error?.issues ?? []).flatMap((issue) => {
       const variable = String(issue.path[0] ?? 'environment');
       const value = issue.input === undefined || issue.input === '' ? known[variable] : issue.input;
-      return `${variable}${shown(variable, value)}: ${issue.message}`;
+      return refused.has(variable) ? [] : [`${variable}${shown(variable, value)}: ${issue.message}`];
     });
-    return { ok: false, errors: [...new Set(errors)] };
+    return { ok: false, errors: [...new Set([...control, ...errors])] };
   }
   const config = parsed.data;
   const warnings = config.users

@@ -6,7 +6,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { z } from 'zod';
 import { LISTENERS, type Ports } from '../listeners.ts';
 import { ALIASES_DESCRIPTION, duration, integer, parseAliases, pemFile, portVariables, readText, secretFile, take, text, usersFile, usersList } from './fields.ts';
-import { parseCidr, parseDomain, parseQuota, parseRelayHost, splitList } from './values.ts';
+import { MIN_TRUSTED_PREFIX, parseDomain, parseQuota, parseRelayHost, parseTrustedNetwork, splitList } from './values.ts';
 
 export { envDocs, type EnvDoc } from './fields.ts';
 import { envDocs } from './fields.ts';
@@ -20,12 +20,12 @@ export const envVariables = z.object({
       }
       return take(parseDomain(raw), ctx, raw);
     }),
-    MAIL_DOMAINS: text({ group: 'Identity', description: 'Comma-separated domains this box receives mail for on port 25 (delivered to local mailboxes). Empty = relay only.' }).transform((raw, ctx) => [
+    MAIL_DOMAINS: text({ group: 'Identity', description: 'Comma-separated domains this box receives mail for on port 25 (delivered to local mailboxes). Empty = relay only.', list: true }).transform((raw, ctx) => [
       ...new Set(splitList(raw).map((item) => take(parseDomain(item), ctx, item))),
     ]),
     MAIL_USERS: usersList,
     MAIL_USERS_FILE: usersFile,
-    MAIL_ALIASES: text({ group: 'Mailboxes', description: ALIASES_DESCRIPTION }).transform(parseAliases),
+    MAIL_ALIASES: text({ group: 'Mailboxes', description: ALIASES_DESCRIPTION, list: true }).transform(parseAliases),
     MAIL_ALIASES_FILE: text({ group: 'Mailboxes', description: 'Path of a file in the MAIL_ALIASES format; lines starting with # are comments. May be combined with MAIL_ALIASES; an alias in both is an error.' }).transform((path, ctx) =>
       parseAliases(path === '' ? '' : (readText(path, ctx) ?? ''), ctx),
     ),
@@ -39,9 +39,11 @@ export const envVariables = z.object({
     RELAY_USERNAME_FILE: secretFile({ group: 'Upstream', description: 'File holding RELAY_USERNAME.' }),
     RELAY_PASSWORD: text({ group: 'Upstream', description: 'SASL password at the smarthost.', secret: true }),
     RELAY_PASSWORD_FILE: secretFile({ group: 'Upstream', description: 'File holding RELAY_PASSWORD (a Docker or Kubernetes secret).' }),
-    TRUSTED_NETWORKS: text({ group: 'Access', description: 'Comma-separated CIDRs whose clients may relay through port 25 without AUTH. Empty = nobody.' }).transform((raw, ctx) =>
-      splitList(raw).map((item) => take(parseCidr(item), ctx, item)),
-    ),
+    TRUSTED_NETWORKS: text({
+      group: 'Access',
+      description: `Comma-separated CIDRs whose clients may relay through port 25 without AUTH. Empty = nobody. At most a /${MIN_TRUSTED_PREFIX[4]} (IPv4) or /${MIN_TRUSTED_PREFIX[6]} (IPv6) each: wider is refused as an open relay.`,
+      list: true,
+    }).transform((raw, ctx) => splitList(raw).map((item) => take(parseTrustedNetwork(item), ctx, item))),
     TLS_CERT_FILE: pemFile({ group: 'TLS', description: 'PEM certificate (chain) for SMTP and IMAP. Unset: a self-signed certificate for MAIL_HOSTNAME is generated once into STATE_DIR/tls and reused, with a warning at every start.' }, 'certificate'),
     TLS_KEY_FILE: pemFile({ group: 'TLS', description: 'PEM private key matching TLS_CERT_FILE.' }, 'key'),
     ...portVariables,

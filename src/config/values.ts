@@ -46,6 +46,20 @@ export function parseCidr(raw: string): Parsed<Cidr> {
   return ok({ address, prefix, family });
 }
 
+/** A trusted network wider than this is most of the Internet: port 25 would be an open relay. */
+export const MIN_TRUSTED_PREFIX = { 4: 8, 6: 32 } as const;
+
+/** A CIDR for TRUSTED_NETWORKS: at most a /8 (IPv4) or /32 (IPv6). */
+export function parseTrustedNetwork(raw: string): Parsed<Cidr> {
+  const cidr = parseCidr(raw);
+  if (!cidr.ok) return cidr;
+  const min = MIN_TRUSTED_PREFIX[cidr.value.family];
+  if (cidr.value.prefix < min) {
+    return fail(`${raw} trusts ${cidr.value.prefix === 0 ? 'every' : 'far too many'} IPv${cidr.value.family} address${cidr.value.prefix === 0 ? '' : 'es'}: port 25 would relay for them without AUTH (an open relay); give your own networks, each at most a /${min}`);
+  }
+  return cidr;
+}
+
 export interface HostPort {
   host: string;
   port: number;
