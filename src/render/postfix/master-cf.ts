@@ -1,0 +1,70 @@
+// master.cf: one smtpd per SMTP listener (from the listeners table), then Postfix's own services.
+import { enabledListeners, type Listener } from '../../listeners.ts';
+import type { RenderInput } from '../types.ts';
+import { HEADER } from './format.ts';
+
+function listenerName(bindAddress: string | undefined, port: number): string {
+  if (!bindAddress) return String(port);
+  return bindAddress.includes(':') ? `[${bindAddress}]:${port}` : `${bindAddress}:${port}`;
+}
+
+/** With MAILBOX_QUOTA, Dovecot's quota-status answers at RCPT time (552 5.2.2 when a mailbox is full). */
+export function quotaCheck(config: RenderInput['config']): string[] {
+  return config.mailboxQuota ? ['check_policy_service unix:private/quota-status'] : [];
+}
+
+// Submission (587 STARTTLS, 465 implicit TLS): authenticated users only, each sending as themselves.
+const submissionOptions = (config: RenderInput['config']) => [
+  'smtpd_tls_security_level=encrypt',
+  'smtpd_sasl_auth_enable=yes',
+  'smtpd_tls_auth_only=yes',
+  'smtpd_helo_restrictions=',
+  'smtpd_sender_restrictions=reject_non_fqdn_sender',
+  'smtpd_relay_restrictions=permit_sasl_authenticated,reject',
+  // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
+  `smtpd_recipient_restrictions=${['reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
+  'milter_macro_daemon_name=ORIGINATING',
+];
+
+/** master.cf options of one SMTP listener, from its row: its name in the logs, its role, its TLS mode. */
+function listenerOptions(listener: Listener, config: RenderInput['config']): string[] {
+  return [
+    ...(listener.name === 'smtp' ? [] : [`syslog_name=postfix/${listener.name}`]),
+    ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
+    ...(listener.role === 'submission' ? submissionOptions(config) : []),
+  ];
+}
+
+export function renderMasterCf({ config }: RenderInput): string {
+  const bind = config.bindAddress;
+  const service = (name: string, type: string, priv: string, unpriv: string, chroot: string, wakeup: string, maxproc: string, command: string, options: string[] = []) =>
+    [[name, type, priv, unpriv, chroot, wakeup, maxproc, command].join('  '), ...options.map((o) => `  -o ${o}`)].join('\n');
+  const smtpListeners = enabledListeners(config.ports).filter((listener) => listener.daemon === 'postfix');
+  const entries = [
+    ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, config))),
+    service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
+    service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
+    service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
+    service('tlsmgr', 'unix', '-', '-', 'y', '1000?', '1', 'tlsmgr'),
+    service('rewrite', 'unix', '-', '-', 'y', '-', '-', 'trivial-rewrite'),
+    service('bounce', 'unix', '-', '-', 'y', '-', '0', 'bounce'),
+    service('defer', 'unix', '-', '-', 'y', '-', '0', 'bounce'),
+    service('trace', 'unix', '-', '-', 'y', '-', '0', 'bounce'),
+    service('verify', 'unix', '-', '-', 'y', '-', '1', 'verify'),
+    service('flush', 'unix', 'n', '-', 'y', '1000?', '0', 'flush'),
+    service('proxymap', 'unix', '-', '-', 'n', '-', '-', 'proxymap'),
+    service('proxywrite', 'unix', '-', '-', 'n', '-', '1', 'proxymap'),
+    service('smtp', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
+    service('relay', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
+    service('showq', 'unix', 'n', '-', 'y', '-', '-', 'showq'),
+    service('error', 'unix', '-', '-', 'y', '-', '-', 'error'),
+    service('retry', 'unix', '-', '-', 'y', '-', '-', 'error'),
+    service('discard', 'unix', '-', '-', 'y', '-', '-', 'discard'),
+    service('lmtp', 'unix', '-', '-', 'y', '-', '-', 'lmtp'),
+    service('anvil', 'unix', '-', '-', 'y', '-', '1', 'anvil'),
+    service('scache', 'unix', '-', '-', 'y', '-', '1', 'scache'),
+    service('postlog', 'unix-dgram', 'n', '-', 'n', '-', '1', 'postlogd'),
+  ];
+  return `${HEADER}# service  type  private  unpriv  chroot  wakeup  maxproc  command\n${entries.join('\n')}\n`;
+}
+
