@@ -47,6 +47,7 @@ RUN printf '%s\n' \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
       postfix dovecot-core dovecot-imapd dovecot-lmtpd tini openssl ca-certificates \
+      libsasl2-modules opendkim rspamd \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt/* /var/log/dpkg.log \
  # Key pairs generated at package install time would be identical in every
@@ -65,6 +66,11 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY docker/rootfs/ /
+COPY docker/rspamd-cache.sh /tmp/rspamd-cache.sh
+
+# rspamd compiles the public-suffix list into its hyperscan cache on a first start (~11 s): do it
+# here, once; relaybox seeds STATE_DIR with it (it is recompiled there if the CPU differs).
+RUN bash /tmp/rspamd-cache.sh /var/cache/relaybox/rspamd-hs && rm /tmp/rspamd-cache.sh
 
 ENV NODE_ENV=production \
     STATE_DIR=/var/lib/relaybox

@@ -15,6 +15,10 @@ const USAGE = `usage: relaybox <command>
   selftest                    test the running instance: EHLO, STARTTLS, a wrong password refused, an
                               unauthenticated relay refused, an authenticated transaction up to RCPT
                               (SELFTEST_USER/SELFTEST_PASSWORD); one line per step, exit 1 on a failure
+  dns [--check]               print the DNS records to publish for every domain (MX, SPF, DKIM, DMARC);
+                              --check looks them up and says what is missing or differs (exit 1 if wrong)
+  dkim-keygen --domain D [--domain D2...] [--selector S] [--bits N] --out DIR
+                              make DKIM keys DIR/<domain>.<selector>.key for DKIM_KEY_DIR (a secret), print the records
   env-reference               print the environment variable reference (markdown)`;
 
 function fail(lines: string[], code = EXIT_CONFIG): never {
@@ -75,6 +79,32 @@ async function selftest(): Promise<void> {
   process.exit(steps.some((step) => step.status === 'fail') ? 1 : 0);
 }
 
+async function dns(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { check: { type: 'boolean', default: false } } });
+  const { config } = validConfig('nothing was looked up');
+  const [{ dnsCommand }, { createLogger }] = await Promise.all([import('./dns/commands.ts'), import('./log.ts')]);
+  const log = (await createLogger({ level: 'warn', format: 'json' }, 2)).child({ service: 'dns' });
+  process.exit(await dnsCommand(config, values.check, log, (line) => process.stdout.write(`${line}\n`)));
+}
+
+async function dkimKeygen(args: string[]): Promise<void> {
+  const { values } = parseArgs({ args, options: { domain: { type: 'string', multiple: true }, selector: { type: 'string', default: 'relaybox' }, bits: { type: 'string', default: '2048' }, out: { type: 'string' } } });
+  const { parseDomain, parseSelector } = await import('./config/values.ts');
+  const domains = (values.domain ?? []).map((raw) => parseDomain(raw));
+  const selector = parseSelector(values.selector);
+  const bits = Number(values.bits);
+  const problems = [
+    ...(domains.length === 0 ? ['--domain: give at least one domain to sign for'] : []),
+    ...domains.flatMap((d) => (d.ok ? [] : [`--domain: ${d.message}`])),
+    ...(selector.ok ? [] : [`--selector: ${selector.message}`]),
+    ...(![1024, 2048, 3072, 4096].includes(bits) ? ['--bits: 1024, 2048, 3072 or 4096'] : []),
+    ...(values.out ? [] : ['--out: the directory to write the keys into (then mount it as DKIM_KEY_DIR)']),
+  ];
+  if (problems.length > 0 || !selector.ok) fail([`dkim-keygen: ${problems.join('; ')}`]);
+  const { dkimKeygenCommand } = await import('./dns/commands.ts');
+  await dkimKeygenCommand(domains.flatMap((d) => (d.ok ? [d.value] : [])), selector.value, values.out!, bits, (line) => process.stdout.write(`${line}\n`));
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...args] = argv;
   switch (command) {
@@ -86,6 +116,10 @@ async function main(argv: string[]): Promise<void> {
       return hashPasswordCommand(args);
     case 'selftest':
       return selftest();
+    case 'dns':
+      return dns(args);
+    case 'dkim-keygen':
+      return dkimKeygen(args);
     case 'env-reference': {
       const { renderEnvReference } = await import('./config/reference.ts');
       process.stdout.write(renderEnvReference());

@@ -5,9 +5,9 @@ import type { Config } from './config/schema.ts';
 export type { Logger };
 
 /** The root logger; every line gets a `service` (supervisor, http, postfix, dovecot) from a child. */
-export async function createLogger(options: Config['log'] = { level: 'info', format: 'json' }): Promise<Logger> {
+export async function createLogger(options: Config['log'] = { level: 'info', format: 'json' }, fd = 1): Promise<Logger> {
   const base = { level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
-  if (options.format !== 'pretty') return pino(base, pino.destination({ fd: 1, sync: true }));
+  if (options.format !== 'pretty') return pino(base, pino.destination({ fd, sync: true }));
   const { default: pretty } = await import('pino-pretty');
   return pino(base, pretty({ sync: true, ignore: 'pid,hostname' }));
 }

@@ -15,6 +15,8 @@ export interface EnvDoc {
   secret?: boolean;
   /** A list whose entries may be separated by line breaks; every other value is one line. */
   list?: boolean;
+  /** A path whose content is watched for hot reload (every *_FILE variable is a watched file). */
+  watched?: 'file' | 'directory';
 }
 
 /** Control characters that may end up as a second line (or a cut line) in a rendered file. */

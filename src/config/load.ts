@@ -72,6 +72,8 @@ export function maskedConfig(config: Config): unknown {
       credentials: config.selftest.credentials && { user: config.selftest.credentials.user, password: '***' },
       token: config.selftest.token && '***',
     },
+    dkim: config.dkim ?? 'off (DKIM_SIGNING=off, or no DKIM_DOMAINS and no MAIL_DOMAINS)',
+    filter: config.filter ?? 'off (SPAM_FILTER=off, or no MAIL_DOMAINS: relay only)',
     relay: config.relay && {
       ...config.relay,
       credentials: config.relay.credentials && { username: config.relay.credentials.username, password: '***' },

@@ -3,15 +3,13 @@
 // (the running configuration stays); good content is rendered and Postfix and Dovecot reload in
 // place (same master processes, open sessions are not cut).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { envReference, loadConfig, type Env } from './load.ts';
 import type { Config } from './schema.ts';
 
-/** Every variable that names a file relaybox reads. */
-const WATCHED_VARIABLES = envReference()
-  .map(({ name }) => name)
-  .filter((name) => name.endsWith('_FILE'));
+/** Every variable that names a file (or a directory of files) relaybox reads. */
+const WATCHED_VARIABLES = envReference().filter(({ name, watched }) => watched !== undefined || name.endsWith('_FILE')).map(({ name }) => name);
 
 const POLL_MS = 1000;
 /** Files are often written in several steps (key, then certificate): wait for them to settle. */
@@ -20,6 +18,11 @@ const SETTLE_MS = 700;
 function fingerprint(path: string): string {
   try {
     // Kubernetes swaps a ..data symlink: reading the content (not watching an inode) sees that too.
+    if (statSync(path).isDirectory()) {
+      const hash = createHash('sha256');
+      for (const name of readdirSync(path).filter((n) => !n.startsWith('.')).sort()) hash.update(`${name}\0${fingerprint(`${path}/${name}`)}\0`);
+      return hash.digest('hex');
+    }
     return createHash('sha256').update(readFileSync(path)).digest('hex');
   } catch (error) {
     return `missing:${(error as NodeJS.ErrnoException).code}`;

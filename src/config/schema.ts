@@ -4,6 +4,8 @@
 import { z } from 'zod';
 import type { Issue } from './areas/area.ts';
 import * as access from './areas/access.ts';
+import * as dkim from './areas/dkim.ts';
+import * as filter from './areas/filter.ts';
 import * as host from './areas/host.ts';
 import * as identity from './areas/identity.ts';
 import * as limits from './areas/limits.ts';
@@ -19,6 +21,8 @@ export const envVariables = z.object({
   ...mailboxes.variables,
   ...upstream.variables,
   ...access.variables,
+  ...dkim.variables,
+  ...filter.variables,
   ...host.variables,
   ...limits.variables,
   ...operations.variables,
@@ -30,6 +34,8 @@ export const envSchema = envVariables
     mailboxes.check(env, issue);
     upstream.check(env, issue);
     access.check(env, issue);
+    dkim.check(env, issue);
+    filter.check(env, issue);
     host.check(env, issue);
     operations.check(env, issue);
   })
@@ -38,6 +44,8 @@ export const envSchema = envVariables
     ...mailboxes.toConfig(env),
     ...upstream.toConfig(env),
     ...access.toConfig(env),
+    ...dkim.toConfig(env),
+    ...filter.toConfig(env),
     ...host.toConfig(env),
     ...limits.toConfig(env),
     ...operations.toConfig(env),

@@ -174,3 +174,23 @@ export function parseQuota(raw: string): Parsed<string> {
   if (!match || Number(match[1]) === 0) return fail('a size such as 500M or 2G (K, M, G, T suffixes), or empty for no quota');
   return ok(`${match[1]}${(match[2] ?? '').toUpperCase()}`);
 }
+
+/** A DKIM selector: one DNS label (no dots, so key file names stay unambiguous). */
+export function parseSelector(raw: string): Parsed<string> {
+  const selector = raw.trim().toLowerCase();
+  return LABEL.test(selector) ? ok(selector) : fail(`"${raw}" is not a selector: letters, digits and hyphens, one label such as relaybox or s2026`);
+}
+
+export interface NameServer {
+  address: string;
+  port: number;
+}
+
+/** `192.0.2.53`, `192.0.2.53:5353`, `2001:db8::53` or `[2001:db8::53]:5353`. */
+export function parseNameServer(raw: string): Parsed<NameServer> {
+  const match = /^(?:\[([^\]]+)\]|([^:\s]+))(?::(\d{1,5}))?$/.exec(raw.trim()) ?? /^()([0-9a-fA-F:]+)()$/.exec(raw.trim());
+  const address = match?.[1] || match?.[2] || '';
+  const port = match?.[3] ? Number(match[3]) : 53;
+  if (!match || isIP(address) === 0 || port < 1 || port > 65535) return fail(`"${raw}" is not a name server: an IP address, optionally with a port (192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353)`);
+  return ok({ address, port });
+}

@@ -16,6 +16,11 @@ export interface DaemonDeclaration {
   name: string;
   /** Daemons that must be up before this one starts, and without which it cannot serve. */
   needs: string[];
+  /**
+   * relaybox serves while this one starts or is down (e.g. port 25 answers 451 without the filter):
+   * nothing waits for it, and /ready reports its state without turning 503 for it.
+   */
+  optional?: boolean;
   command: string;
   args: string[];
   /** Turns one line of the daemon's output into a log event (level, program, message). */

@@ -30,11 +30,11 @@ function masterPid(paths: StatePaths): number | undefined {
 
 const postfixCommand = (paths: StatePaths, ...args: string[]) => execa('postfix', ['-c', paths.postfix, ...args], { timeout: 10_000 });
 
-export function postfix({ paths }: DaemonContext): DaemonDeclaration {
+export function postfix({ config, paths }: DaemonContext): DaemonDeclaration {
   return {
     name: 'postfix',
-    // smtpd on the submission ports authenticates through Dovecot's socket.
-    needs: ['dovecot'],
+    // smtpd on the submission ports authenticates through Dovecot's socket, and has mail signed.
+    needs: ['dovecot', ...(config.dkim ? ['opendkim'] : [])],
     command: 'postfix',
     args: ['-c', paths.postfix, 'start-fg'],
     parseLine: parsePostfixLine,

@@ -4,16 +4,24 @@ import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync } from 'node:
 import { dirname } from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { userIds } from './accounts.ts';
 
-function ensureDir(path: string, mode: number, owner?: { uid: number; gid: number }): void {
+export function ensureDir(path: string, mode: number, owner?: { uid: number; gid: number }): void {
   mkdirSync(path, { recursive: true, mode });
   chmodSync(path, mode);
   if (owner) chownSync(path, owner.uid, owner.gid);
 }
 
-export function prepareDirectories(paths: StatePaths, vmail: { uid: number; gid: number }): void {
+/** A system account a daemon runs as; its package creates it. */
+function account(name: string, daemon: string): { uid: number; gid: number } {
+  const ids = userIds(name);
+  if (!ids) throw new Error(`the system user ${name} is missing: is ${daemon} installed?`);
+  return ids;
+}
+
+export function prepareDirectories(paths: StatePaths, vmail: { uid: number; gid: number }, config: Config): void {
   const postfix = userIds('postfix');
   ensureDir(paths.stateDir, 0o755);
   ensureDir(paths.postfix, 0o755);
@@ -24,6 +32,21 @@ export function prepareDirectories(paths: StatePaths, vmail: { uid: number; gid:
   ensureDir(paths.dovecotState, 0o750);
   ensureDir(paths.tls, 0o700);
   ensureDir(paths.mail, 0o770, vmail);
+  const postfixGid = postfix?.gid ?? 0;
+  if (config.dkim) {
+    ensureDir(paths.opendkim, 0o755);
+    // The milter socket: inside the queue (the chrooted smtpd reaches it), for group postfix only.
+    ensureDir(paths.opendkimSocketDir, 0o750, { uid: account('opendkim', 'OpenDKIM').uid, gid: postfixGid });
+  }
+  if (config.filter) {
+    const rspamd = account('_rspamd', 'rspamd');
+    ensureDir(paths.rspamd, 0o755);
+    ensureDir(`${paths.rspamd}/local.d`, 0o755);
+    ensureDir(paths.rspamdDb, 0o750, rspamd);
+    ensureDir(`${paths.rspamdDb}/hs`, 0o750, rspamd);
+    ensureDir(paths.rspamdRun, 0o750, rspamd);
+    ensureDir(paths.rspamdSocketDir, 0o750, { uid: rspamd.uid, gid: postfixGid });
+  }
 }
 
 // The files smtpd and smtp need inside their chroot (the queue directory), as Debian's init script copies.

@@ -4,7 +4,7 @@
 import { chmodSync, chownSync, mkdirSync, readdirSync, renameSync, utimesSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import type { RenderedFile } from '../render/types.ts';
-import { groupId } from './accounts.ts';
+import { groupId, userIds } from './accounts.ts';
 
 const BACKDATE_SECONDS = 60;
 
@@ -15,7 +15,8 @@ export function writeDaemonFile(file: RenderedFile, target = file.path): string 
   writeFileSync(temporary, file.content, { mode: file.mode });
   chmodSync(temporary, file.mode);
   const gid = file.group === undefined ? undefined : groupId(file.group);
-  if (gid !== undefined && process.getuid?.() === 0) chownSync(temporary, 0, gid);
+  const owner = file.owner === undefined ? undefined : userIds(file.owner);
+  if ((gid !== undefined || owner) && process.getuid?.() === 0) chownSync(temporary, owner?.uid ?? 0, gid ?? owner?.gid ?? 0);
   utimesSync(temporary, past, past);
   renameSync(temporary, target);
   return target;

@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import { statePaths } from '../render/paths.ts';
 import type { RenderInput } from '../render/types.ts';
 import { ensureMailboxUser, MAILBOX_USER, userIds } from './accounts.ts';
+import { ensureDkimKeys, plannedDkimKeys } from './dkim-keys.ts';
 import { firstRunUsers, storedFirstRunUsers } from './first-run.ts';
 import { ensureTls } from './tls.ts';
 
@@ -23,10 +24,12 @@ export async function resolveRenderInput(config: Config, mode: ResolveMode, bann
       tls: config.tls ?? { certFile: paths.generatedCert, keyFile: paths.generatedKey },
       vmail: userIds(MAILBOX_USER) ?? IMAGE_VMAIL,
       bannedClients,
+      dkimKeys: plannedDkimKeys(config, paths),
     };
   }
   const vmail = await ensureMailboxUser();
   const tls = await ensureTls(config, paths, mode.log);
   const users = await firstRunUsers(config, paths, mode.log);
-  return { config, users, tls, vmail, bannedClients };
+  const dkimKeys = await ensureDkimKeys(config, paths, mode.log);
+  return { config, users, tls, vmail, bannedClients, dkimKeys };
 }

@@ -18,9 +18,10 @@ export async function renderState(config: Config, log: Logger, bannedClients: st
 
 export async function prepareStateDir(config: Config, log: Logger): Promise<RenderInput> {
   const paths = statePaths(config.stateDir);
-  prepareDirectories(paths, await ensureMailboxUser());
-  const input = await renderState(config, log, []);
+  prepareDirectories(paths, await ensureMailboxUser(), config);
+  // Before rendering: a resolv.conf rendered from DNS_SERVERS replaces the host's copy.
   copyChrootFiles(paths);
+  const input = await renderState(config, log, []);
   await createQueueTree(paths, log);
   return input;
 }

@@ -25,8 +25,8 @@ export function buildHttpServer(view: StatusView) {
   });
 
   app.get(ROUTES.ready, async (_request, reply) => {
-    const { ready, checks, daemons } = view.readiness();
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', checks, daemons });
+    const { ready, checks, daemons, failing, degraded } = view.readiness();
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', failing, degraded, checks, daemons });
   });
 
   app.get(ROUTES.metrics, async (_request, reply) => {

@@ -7,6 +7,7 @@ import type { DaemonLogLine } from '../daemons/log-line.ts';
 import { countFiles } from '../host/files.ts';
 import { LISTENERS } from '../listeners.ts';
 import type { Readiness } from '../supervision/checks.ts';
+import { MilterMetrics } from './milters.ts';
 
 export interface MetricSources {
   /** The supervisor's one readiness verdict: daemons and checks. */
@@ -35,6 +36,8 @@ export class Metrics {
   private readonly accepted = new Counter({ name: 'relaybox_messages_accepted_total', help: 'Messages accepted (250 after DATA) by port.', labelNames: ['port'], registers: [this.registry] });
   private readonly rejections = new Counter({ name: 'relaybox_smtp_rejections_total', help: 'Refused SMTP commands by reason class.', labelNames: ['reason'], registers: [this.registry] });
   private readonly deliveries = new Counter({ name: 'relaybox_deliveries_total', help: 'Delivery attempts by destination (upstream = relay/MX, local = mailboxes) and status.', labelNames: ['destination', 'status'], registers: [this.registry] });
+
+  private readonly milters = new MilterMetrics(this.registry);
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
@@ -115,6 +118,7 @@ export class Metrics {
 
   /** Counts what a Postfix log line says happened. */
   observe(line: DaemonLogLine): void {
+    this.milters.observe(line);
     const program = line.program ?? '';
     const smtpd = SMTPD.exec(program);
     if (smtpd) {

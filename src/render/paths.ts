@@ -35,10 +35,32 @@ export function statePaths(stateDir: string) {
     dhParams: `${tls}/dh.pem`,
     generatedUsers: `${stateDir}/generated-users`,
     mail: `${stateDir}/mail`,
+    milterMaps: `${postfix}/milter_maps`,
+    milterHeaderChecks: `${postfix}/milter_header_checks`,
+    chrootResolvConf: `${queue}/etc/resolv.conf`,
+    dkimKeys: `${stateDir}/dkim`,
+    opendkim: `${stateDir}/opendkim`,
+    opendkimConf: `${stateDir}/opendkim/opendkim.conf`,
+    opendkimKeyTable: `${stateDir}/opendkim/KeyTable`,
+    opendkimSigningTable: `${stateDir}/opendkim/SigningTable`,
+    opendkimPid: `${stateDir}/opendkim/opendkim.pid`,
+    opendkimSocketDir: `${queue}/opendkim`,
+    opendkimSocket: `${queue}/opendkim/opendkim.sock`,
+    rspamd: `${stateDir}/rspamd`,
+    rspamdConf: `${stateDir}/rspamd/rspamd.conf`,
+    rspamdDb: `${stateDir}/rspamd-db`,
+    rspamdRun: `${stateDir}/rspamd-run`,
+    rspamdSocketDir: `${queue}/rspamd`,
+    rspamdSocket: `${queue}/rspamd/milter.sock`,
   };
 }
 
 export type StatePaths = ReturnType<typeof statePaths>;
+
+/** A path below the queue directory as Postfix's chrooted processes see it. */
+export function inChroot(paths: StatePaths, path: string): string {
+  return path.startsWith(`${paths.queue}/`) ? path.slice(paths.queue.length) : path;
+}
 
 /** Dovecot instance name, distinct per STATE_DIR so instances on one host never meet. */
 export function instanceName(stateDir: string): string {

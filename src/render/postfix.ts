@@ -7,6 +7,7 @@ import { HEADER, lines } from './postfix/format.ts';
 import { mapFiles } from './postfix/maps.ts';
 import { quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
+import { milterFiles, milterSettings } from './postfix/milters.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
 export { banMapFile } from './postfix/maps.ts';
@@ -93,6 +94,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['virtual_mailbox_maps', `texthash:${paths.mailboxMap}`],
     ['virtual_transport', 'lmtp:unix:private/dovecot-lmtp'],
     ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
+    ...milterSettings(input, paths),
     ...upstreamSettings(input, paths),
   ])}\n`;
 }
@@ -113,9 +115,10 @@ NumTickets = 0
 export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFile[] {
   return [
     { path: paths.mainCf, content: renderMainCf(input, paths), mode: 0o644 },
-    { path: paths.masterCf, content: renderMasterCf(input), mode: 0o644 },
+    { path: paths.masterCf, content: renderMasterCf(input, paths), mode: 0o644 },
     { path: paths.opensslConf, content: OPENSSL_CONF, mode: 0o644 },
     ...mapFiles(input, paths),
     ...upstreamFiles(input, paths),
+    ...milterFiles(input, paths),
   ];
 }

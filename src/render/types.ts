@@ -11,6 +11,14 @@ export interface RenderInput {
   vmail: { uid: number; gid: number };
   /** Client addresses banned right now (AUTH_BAN_*), kept across re-renders. */
   bannedClients: string[];
+  /** One signing key per domain and selector, checked usable (generated or from DKIM_KEY_DIR). */
+  dkimKeys: DkimKey[];
+}
+
+export interface DkimKey {
+  domain: string;
+  selector: string;
+  path: string;
 }
 
 export interface RenderedFile {
@@ -19,4 +27,6 @@ export interface RenderedFile {
   mode: number;
   /** Group that must be able to read the file (e.g. dovecot for the passwd-file). */
   group?: string;
+  /** User that owns the file (e.g. opendkim for its keys); root when unset. */
+  owner?: string;
 }

@@ -37,24 +37,34 @@ export interface Readiness {
   daemons: Record<string, DaemonStatus>;
   /** One line per failing check or daemon not running, for logs. */
   failing: string[];
+  /** The same for optional daemons (e.g. the filter): reported, but /ready stays 200 for them. */
+  degraded: string[];
 }
 
 /**
  * Ready when every daemon runs and every check passed its last probe. A failing check whose daemon
  * needs a daemon that is down is reported with that cause (and is not held against its own daemon).
  */
-export function readiness(daemons: Record<string, DaemonStatus>, checks: Check[], results: ReadonlyMap<string, ProbeResult>, causes: ReadonlyMap<string, string> = new Map()): Readiness {
+export function readiness(
+  daemons: Record<string, DaemonStatus>,
+  checks: Check[],
+  results: ReadonlyMap<string, ProbeResult>,
+  causes: ReadonlyMap<string, string> = new Map(),
+  optional: ReadonlySet<string> = new Set(),
+): Readiness {
   const states: Record<string, CheckState> = {};
   const failing: string[] = [];
+  const degraded: string[] = [];
+  const report = (daemon: string, line: string) => (optional.has(daemon) ? degraded : failing).push(line);
   for (const [name, status] of Object.entries(daemons)) {
-    if (status.state !== 'running') failing.push(`${name}: ${status.state}${status.lastError ? ` (${status.lastError})` : ''}`);
+    if (status.state !== 'running') report(name, `${name}: ${status.state}${status.lastError ? ` (${status.lastError})` : ''}`);
   }
   for (const check of checks) {
     const result = results.get(check.name);
     const cause = causes.get(check.name);
     const state: CheckState = result ?? { ok: false, error: 'not checked yet' };
     states[check.name] = cause && !state.ok ? { ...state, cause } : state;
-    if (!state.ok) failing.push(`${check.name}: ${state.error}${cause ? ` (${cause})` : ''}`);
+    if (!state.ok) report(check.daemon, `${check.name}: ${state.error}${cause ? ` (${cause})` : ''}`);
   }
-  return { ready: failing.length === 0, checks: states, daemons, failing };
+  return { ready: failing.length === 0, checks: states, daemons, failing, degraded };
 }

@@ -56,6 +56,7 @@ export class Supervisor {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private wasReady = false;
+  private wasDegraded = false;
 
   constructor(options: SupervisorOptions) {
     this.log = options.log.child({ service: 'supervisor' });
@@ -86,16 +87,37 @@ export class Supervisor {
   }
 
   readiness(): Readiness {
-    return readiness(this.statuses(), this.checks, this.results, this.causes);
+    const optional = new Set([...this.daemons.values()].filter((d) => d.declaration.optional).map((d) => d.name));
+    return readiness(this.statuses(), this.checks, this.results, this.causes, optional);
   }
 
   health(): Health {
     return { healthy: this.crashLoop === undefined, ...(this.crashLoop ? { error: this.crashLoop } : {}), daemons: this.statuses() };
   }
 
-  /** Each wave once the one before it is up; the daemons of a wave in parallel. Then the probe loop. */
+  /**
+   * Each daemon as soon as what it needs is up, independent ones in parallel; resolves once every
+   * daemon that is not optional runs. An optional one that fails to start is retried in the background.
+   */
   async start(): Promise<void> {
-    for (const wave of this.waves) await Promise.all(wave.map((daemon) => daemon.start(this.abort.signal)));
+    const launched = new Map<string, Promise<void>>();
+    const launch = (daemon: Daemon): Promise<void> => {
+      let started = launched.get(daemon.name);
+      if (!started) {
+        started = Promise.all(daemon.declaration.needs.map((need) => launch(this.daemons.get(need)!))).then(() => daemon.start(this.abort.signal));
+        launched.set(daemon.name, started);
+      }
+      return started;
+    };
+    const all = [...this.daemons.values()];
+    for (const daemon of all.filter((d) => d.declaration.optional)) {
+      launch(daemon).catch((error: Error) => {
+        if (this.abort.signal.aborted) return;
+        this.log.error({ event: 'daemon_start_failed', daemon: daemon.name, error: error.message }, `${daemon.name} did not start: ${error.message}`);
+        void this.restart(daemon.name, `start failed: ${error.message}`);
+      });
+    }
+    await Promise.all(all.filter((d) => !d.declaration.optional).map(launch));
     this.loop = this.probeLoop();
     for (const daemon of this.daemons.values()) {
       daemon.declaration.afterStart?.(this.log).catch((error: Error) => this.log.warn({ event: 'after_start_failed', daemon: daemon.name, error: error.message }, `${daemon.name}: ${error.message}`));
@@ -105,7 +127,8 @@ export class Supervisor {
   private async probeLoop(): Promise<void> {
     while (!this.abort.signal.aborted) {
       await this.probeOnce();
-      const delay = this.wasReady ? SUPERVISION.intervalMs : SUPERVISION.fastIntervalMs;
+      // Fast while anything is failing, optional daemons included (so their return is seen at once).
+      const delay = this.wasReady && !this.wasDegraded ? SUPERVISION.intervalMs : SUPERVISION.fastIntervalMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -141,6 +164,12 @@ export class Supervisor {
       this.wasReady = verdict.ready;
       if (verdict.ready) this.log.info({ event: 'ready' }, 'all checks pass: ready');
       else this.log.warn({ event: 'not_ready', failing: verdict.failing }, `not ready: ${verdict.failing.join('; ')}`);
+    }
+    const degraded = verdict.degraded.length > 0;
+    if (degraded !== this.wasDegraded) {
+      this.wasDegraded = degraded;
+      if (degraded) this.log.warn({ event: 'degraded', degraded: verdict.degraded }, `serving without: ${verdict.degraded.join('; ')}`);
+      else this.log.info({ event: 'complete' }, 'every optional daemon is up');
     }
   }
 

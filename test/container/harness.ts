@@ -65,7 +65,7 @@ export async function engineOrSkip(t: TestContext): Promise<Docker | undefined> 
 
 /** Files of the build context (what .dockerignore lets through), relative to ROOT. */
 export function buildContextFiles(): string[] {
-  const files = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json'];
+  const files = ['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'docker/rspamd-cache.sh'];
   const walk = (dir: string): void => {
     for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
       const path = `${dir}/${entry.name}`;

@@ -211,7 +211,10 @@ export class Instance {
     await waitFor(`/ready on ${this.ports.http}`, timeoutMs, async () => {
       if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) throw new Error(`relaybox exited with ${this.child.exitCode}:\n${this.lines.join('\n')}`);
       try {
-        return (await fetch(this.url('/ready'))).status === 200 || undefined;
+        // Ready, and the optional daemons (the filter) up too: tests on port 25 expect a verdict, not 451.
+        const response = await fetch(this.url('/ready'));
+        const body = (await response.json()) as { degraded?: string[] };
+        return (response.status === 200 && (body.degraded ?? []).length === 0) || undefined;
       } catch {
         return undefined;
       }

@@ -23,6 +23,7 @@ const STAGES: Record<string, number> = {
   abuse: 6,
   metrics: 6,
   selftest: 6,
+  dns: 6,
   http: 7,
   'app.ts': 8,
   'cli.ts': 9,

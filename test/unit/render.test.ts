@@ -10,7 +10,7 @@ import type { RenderInput } from '../../src/render/types.ts';
 function input(env: Record<string, string> = {}): RenderInput {
   const result = loadConfig({ MAIL_HOSTNAME: 'mail.example.com', MAIL_DOMAINS: 'example.com', MAIL_USERS: 'alice@example.com:{PLAIN}a relay@other.example:{PLAIN}b', STATE_DIR: '/srv/rb', ...env });
   if (!result.ok) throw new Error(result.errors.join('\n'));
-  return { config: result.config, users: result.config.users, tls: { certFile: '/srv/rb/tls/cert.pem', keyFile: '/srv/rb/tls/key.pem' }, vmail: { uid: 5000, gid: 5000 }, bannedClients: [] };
+  return { config: result.config, users: result.config.users, tls: { certFile: '/srv/rb/tls/cert.pem', keyFile: '/srv/rb/tls/key.pem' }, vmail: { uid: 5000, gid: 5000 }, bannedClients: [], dkimKeys: [] };
 }
 
 function settings(text: string): Map<string, string> {

@@ -1,7 +1,9 @@
 // master.cf: one smtpd per SMTP listener (from the listeners table), then Postfix's own services.
 import { enabledListeners, type Listener } from '../../listeners.ts';
 import type { RenderInput } from '../types.ts';
+import { statePaths, type StatePaths } from '../paths.ts';
 import { HEADER } from './format.ts';
+import { milterOptions } from './milters.ts';
 
 function listenerName(bindAddress: string | undefined, port: number): string {
   if (!bindAddress) return String(port);
@@ -27,21 +29,23 @@ const submissionOptions = (config: RenderInput['config']) => [
 ];
 
 /** master.cf options of one SMTP listener, from its row: its name in the logs, its role, its TLS mode. */
-function listenerOptions(listener: Listener, config: RenderInput['config']): string[] {
+function listenerOptions(listener: Listener, input: RenderInput, paths: StatePaths): string[] {
   return [
     ...(listener.name === 'smtp' ? [] : [`syslog_name=postfix/${listener.name}`]),
     ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
-    ...(listener.role === 'submission' ? submissionOptions(config) : []),
+    ...(listener.role === 'submission' ? submissionOptions(input.config) : []),
+    ...(listener.role === 'submission' || listener.role === 'inbound' ? milterOptions(listener.role, input, paths) : []),
   ];
 }
 
-export function renderMasterCf({ config }: RenderInput): string {
+export function renderMasterCf(input: RenderInput, paths: StatePaths = statePaths(input.config.stateDir)): string {
+  const { config } = input;
   const bind = config.bindAddress;
   const service = (name: string, type: string, priv: string, unpriv: string, chroot: string, wakeup: string, maxproc: string, command: string, options: string[] = []) =>
     [[name, type, priv, unpriv, chroot, wakeup, maxproc, command].join('  '), ...options.map((o) => `  -o ${o}`)].join('\n');
   const smtpListeners = enabledListeners(config.ports).filter((listener) => listener.daemon === 'postfix');
   const entries = [
-    ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, config))),
+    ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, input, paths))),
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
     service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
     service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),

@@ -1,0 +1,44 @@
+// Pure renderer: Config -> OpenDKIM's configuration, key table and signing table. OpenDKIM signs
+// only; Postfix attaches it to the submission ports and to TRUSTED_NETWORKS clients on port 25.
+import type { StatePaths } from './paths.ts';
+import type { RenderInput, RenderedFile } from './types.ts';
+
+const HEADER = '# Rendered by relaybox from the environment at every start; edits here are overwritten.\n';
+
+const keyName = (domain: string, selector: string) => `${selector}._domainkey.${domain}`;
+
+export function renderOpendkimConf({ config }: RenderInput, paths: StatePaths): string {
+  const internal = config.trustedNetworks.map(({ address, prefix }) => `${address}/${prefix}`);
+  return `${HEADER}Mode s
+Socket local:${paths.opendkimSocket}
+UMask 007
+PidFile ${paths.opendkimPid}
+# Started as root, it runs as opendkim with group postfix, so Postfix's smtpd may use the socket.
+UserID opendkim:postfix
+# OpenDKIM logs to syslog only; Postfix logs each signature it adds (milter_header_checks).
+Syslog no
+KeyTable file:${paths.opendkimKeyTable}
+SigningTable refile:${paths.opendkimSigningTable}
+# Every selector of a domain signs (rotation: old and new side by side).
+MultipleSignatures yes
+# Authenticated sessions are signed; unauthenticated ones only from these (TRUSTED_NETWORKS).
+${internal.length > 0 ? `InternalHosts csl:${internal.join(',')}` : '# InternalHosts: none besides the default (Postfix attaches no signer to other unauthenticated clients)'}
+Canonicalization relaxed/relaxed
+OversignHeaders From
+SignatureAlgorithm rsa-sha256
+# The supervisor checks and owns the key files (STATE_DIR may live under a world-writable /tmp in tests).
+RequireSafeKeys no
+# A key that cannot be loaded tempfails (451) whatever this says; this covers everything else.
+On-Default tempfail
+`;
+}
+
+export function renderOpendkim(input: RenderInput, paths: StatePaths): RenderedFile[] {
+  if (!input.config.dkim) return [];
+  const keys = input.dkimKeys;
+  return [
+    { path: paths.opendkimConf, content: renderOpendkimConf(input, paths), mode: 0o644 },
+    { path: paths.opendkimKeyTable, content: `${HEADER}${keys.map((k) => `${keyName(k.domain, k.selector)} ${k.domain}:${k.selector}:${k.path}\n`).join('')}`, mode: 0o644 },
+    { path: paths.opendkimSigningTable, content: `${HEADER}${keys.map((k) => `*@${k.domain} ${keyName(k.domain, k.selector)}\n`).join('')}`, mode: 0o644 },
+  ];
+}

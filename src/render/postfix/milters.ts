@@ -1,0 +1,36 @@
+// Milters: OpenDKIM signs what authenticated users and TRUSTED_NETWORKS send; rspamd checks what
+// everyone else sends to port 25. A milter that does not answer means 451, never unchecked mail.
+import { inChroot, type StatePaths } from '../paths.ts';
+import type { RenderInput, RenderedFile } from '../types.ts';
+import { HEADER, type Setting } from './format.ts';
+
+const signer = (paths: StatePaths) => `unix:${inChroot(paths, paths.opendkimSocket)}`;
+const filter = (paths: StatePaths) => `unix:${inChroot(paths, paths.rspamdSocket)}`;
+
+export function milterSettings({ config }: RenderInput, paths: StatePaths): Setting[] {
+  return [
+    ['milter_default_action', 'tempfail'],
+    ['milter_protocol', 6],
+    // Each signature OpenDKIM adds is logged by Postfix (OpenDKIM itself logs to syslog only).
+    ...(config.dkim ? ([['milter_header_checks', `regexp:${paths.milterHeaderChecks}`]] as Setting[]) : []),
+  ];
+}
+
+/** master.cf options of an SMTP listener by role. */
+export function milterOptions(role: 'inbound' | 'submission', { config }: RenderInput, paths: StatePaths): string[] {
+  if (role === 'submission') return config.dkim ? [`smtpd_milters=${signer(paths)}`] : [];
+  return [
+    `smtpd_milters=${config.filter ? filter(paths) : ''}`,
+    // TRUSTED_NETWORKS relay like authenticated users: signed, never scanned.
+    ...(config.trustedNetworks.length > 0 ? [`smtpd_milter_maps=cidr:${paths.milterMaps}`] : []),
+  ];
+}
+
+export function milterFiles({ config }: RenderInput, paths: StatePaths): RenderedFile[] {
+  const trusted = config.trustedNetworks.map(({ address, prefix }) => `${address}/${prefix} ${config.dkim ? signer(paths) : 'DISABLE'}\n`);
+  return [
+    { path: paths.milterMaps, content: `${HEADER}${trusted.join('')}`, mode: 0o644 },
+    // Postfix logs only the start of a header; the INFO text names the domain and selector.
+    { path: paths.milterHeaderChecks, content: `${HEADER}/^DKIM-Signature:.*[;[:space:]]d=([^;[:space:]]+);.*[;[:space:]]s=([^;[:space:]]+);/ INFO dkim signed d=$1 s=$2\n`, mode: 0o644 },
+  ];
+}
