@@ -4,26 +4,34 @@
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { AuthBans } from './abuse/bans.ts';
-import { Reloader } from './config/reload.ts';
 import type { Config } from './config/schema.ts';
 import { declareDaemons } from './daemons/index.ts';
+import type { DaemonLogLine } from './daemons/log-line.ts';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK } from './exit.ts';
 import { writeDaemonFile } from './host/files.ts';
 import { endOrphans } from './host/orphans.ts';
 import { portProblems } from './host/ports.ts';
 import { prepareStateDir, renderState } from './host/state.ts';
-import { buildHttpServer } from './http/server.ts';
 import { enabledListeners, localAddress } from './listeners.ts';
-import { Metrics } from './metrics/metrics.ts';
 import { isProbeLine } from './protocol/probes.ts';
 import { statePaths } from './render/paths.ts';
 import { banMapFile } from './render/postfix.ts';
-import { runSelftest } from './selftest/selftest.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
 const CRASH_LOOP_EXIT_DELAY_MS = 15_000;
 const SHUTDOWN_DEADLINE_MS = 9000;
+
+/** What serves HTTP, counts and reloads: loaded while the daemons start (they run in other processes). */
+async function loadServing() {
+  const [{ Metrics }, { buildHttpServer }, { runSelftest }, { Reloader }] = await Promise.all([
+    import('./metrics/metrics.ts'),
+    import('./http/server.ts'),
+    import('./selftest/selftest.ts'),
+    import('./config/reload.ts'),
+  ]);
+  return { Metrics, buildHttpServer, runSelftest, Reloader };
+}
 
 export async function run(config: Config, root: Logger): Promise<number> {
   const started = performance.now();
@@ -41,7 +49,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   if (problems.length > 0) return EXIT_CONFIG;
   let rendered = await prepareStateDir(config, log);
 
-  // The daemons, and what reads their log lines.
+  // The daemons. Their log lines reach the bans at once and the metrics once those are loaded.
   const supervisor = new Supervisor({
     declarations,
     listeners: enabledListeners(config.ports),
@@ -58,28 +66,13 @@ export async function run(config: Config, root: Logger): Promise<number> {
     },
     log,
   );
-  const metrics = new Metrics({ readiness: () => supervisor.readiness(), bansActive: () => bans.active.length, queueDir: paths.queue, certFile: () => rendered.tls.certFile });
+  const early: DaemonLogLine[] = [];
+  let count: (line: DaemonLogLine) => void = (line) => early.push(line);
   supervisor.onLogLine((_daemon, line) => {
     bans.observe(line);
-    metrics.observe(line);
+    count(line);
   });
-
-  const http = buildHttpServer({
-    health: () => ({ ...supervisor.health(), bansActive: bans.active.length }),
-    readiness: () => supervisor.readiness(),
-    metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
-    selftest: () => ({ token: rendered.config.selftest.token, options: { config: rendered.config, credentials: rendered.config.selftest.credentials } }),
-    runSelftest,
-  });
-  const reloader = new Reloader(
-    process.env,
-    async (next) => {
-      rendered = await renderState(next, log, bans.active);
-      await supervisor.reload();
-    },
-    log,
-  );
-
+  let serving: { http: { close: () => Promise<unknown> }; reloader: { stop: () => void } } | undefined;
   let stopping: Promise<number> | undefined;
   const stop = (reason: string, code: number) => {
     stopping ??= (async () => {
@@ -88,10 +81,9 @@ export async function run(config: Config, root: Logger): Promise<number> {
         log.error({ event: 'shutdown_timeout' }, 'shutdown took too long; exiting');
         process.exit(code);
       }, SHUTDOWN_DEADLINE_MS);
-      reloader.stop();
+      serving?.reloader.stop();
       bans.stop();
-      await supervisor.stop();
-      await http.close();
+      await Promise.all([supervisor.stop(), serving?.http.close()]);
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
       return code;
@@ -103,13 +95,39 @@ export async function run(config: Config, root: Logger): Promise<number> {
     process.once('SIGINT', () => void stop('SIGINT', EXIT_OK).then(resolve));
   });
 
+  const starting = supervisor.start();
+  starting.catch(() => undefined);
+
+  // Meanwhile: metrics, HTTP, reload.
+  const loaded = await loadServing();
+  const metrics = new loaded.Metrics({ readiness: () => supervisor.readiness(), bansActive: () => bans.active.length, queueDir: paths.queue, certFile: () => rendered.tls.certFile });
+  for (const line of early.splice(0)) metrics.observe(line);
+  count = (line) => metrics.observe(line);
+  const http = loaded.buildHttpServer({
+    health: () => ({ ...supervisor.health(), bansActive: bans.active.length }),
+    readiness: () => supervisor.readiness(),
+    metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+    selftest: () => ({ token: rendered.config.selftest.token, options: { config: rendered.config, credentials: rendered.config.selftest.credentials } }),
+    runSelftest: loaded.runSelftest,
+  });
+  const reloader = new loaded.Reloader(
+    process.env,
+    async (next) => {
+      rendered = await renderState(next, log, bans.active);
+      await supervisor.reload();
+    },
+    log,
+  );
+  serving = { http, reloader };
+
   if (config.ports.http > 0) {
     await http.listen({ port: config.ports.http, host: config.bindAddress ?? '::' });
     log.info({ event: 'http_listening', port: config.ports.http }, `serving /health, /ready and /metrics on port ${config.ports.http}`);
   }
   try {
-    await supervisor.start();
+    await starting;
   } catch (error) {
+    if (stopping) return stopping; // stopped while starting (SIGTERM)
     log.fatal({ event: 'start_failed', error: (error as Error).message }, `could not start: ${(error as Error).message}`);
     return stop('start failed', EXIT_FAILURE);
   }

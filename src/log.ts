@@ -7,7 +7,8 @@ export type { Logger };
 /** The root logger; every line gets a `service` (supervisor, http, postfix, dovecot) from a child. */
 export async function createLogger(options: Config['log'] = { level: 'info', format: 'json' }, fd = 1): Promise<Logger> {
   const base = { level: options.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime };
-  if (options.format !== 'pretty') return pino(base, pino.destination({ fd, sync: true }));
+  // Asynchronous writes: a burst of daemon lines (thousands a second under load) must not block /health.
+  if (options.format !== 'pretty') return pino(base, pino.destination({ fd, sync: false }));
   const { default: pretty } = await import('pino-pretty');
   return pino(base, pretty({ sync: true, ignore: 'pid,hostname' }));
 }

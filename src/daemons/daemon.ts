@@ -42,6 +42,8 @@ export class Daemon {
   private onLine: (line: DaemonLogLine) => void = () => {};
   private readonly demote: (line: DaemonLogLine) => boolean;
   private fifo: { reader: Socket; writer: number } | undefined;
+  /** Output streams not yet at their end (the last lines are read before a stop returns). */
+  private readonly open = new Set<Readable>();
 
   /** `demote`: lines that belong at debug level (e.g. the supervisor's own probe connections). */
   constructor(declaration: DaemonDeclaration, log: Logger, demote: (line: DaemonLogLine) => boolean = () => false) {
@@ -151,14 +153,18 @@ export class Daemon {
     return this.fifo.writer;
   }
 
-  private closeFifo(): void {
-    if (!this.fifo) return;
-    closeSync(this.fifo.writer);
-    this.fifo.reader.destroy();
+  /** Every output stream at its end (the daemon's processes are gone), or `capMs` passed. */
+  private async drain(capMs: number): Promise<void> {
+    if (this.fifo) closeSync(this.fifo.writer); // the last writer: the reader now sees the end
+    const ends = [...this.open].map((stream) => new Promise((resolve) => stream.once('close', resolve)));
+    await Promise.race([Promise.all(ends), wait(capMs)]);
+    this.fifo?.reader.destroy();
     this.fifo = undefined;
   }
 
   private relay(stream: Readable): void {
+    this.open.add(stream);
+    stream.once('close', () => this.open.delete(stream));
     const parse = (text: string) => {
       const parsed = this.declaration.parseLine(text);
       return this.demote(parsed) ? { ...parsed, level: 'debug' as const } : parsed;
@@ -185,8 +191,7 @@ export class Daemon {
       if (child.exitCode === null && child.signalCode === null) await Promise.race([new Promise((resolve) => child.once('exit', resolve)), wait(Math.max(0, graceMs / 2))]);
     }
     await this.killGroups();
-    await wait(50); // let the last log lines drain
-    this.closeFifo();
+    await this.drain(200);
   }
 
   /** Ends every process of the daemon now (the restart path), and waits until they are gone. */

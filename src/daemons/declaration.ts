@@ -17,6 +17,11 @@ export interface DaemonDeclaration {
   /** Daemons that must be up before this one starts, and without which it cannot serve. */
   needs: string[];
   /**
+   * false: start at the same time as what it needs, which it only reaches once a client arrives (the
+   * probes, and so /ready, wait for both anyway). Default: start once what it needs is up.
+   */
+  waitsForNeeds?: boolean;
+  /**
    * relaybox serves while this one starts or is down (e.g. port 25 answers 451 without the filter):
    * nothing waits for it, and /ready reports its state without turning 503 for it.
    */

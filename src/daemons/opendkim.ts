@@ -30,8 +30,8 @@ export function opendkim({ config, paths }: DaemonContext): DaemonDeclaration | 
     reload: async (pid) => {
       if (pid !== undefined) process.kill(pid, 'SIGUSR1');
     },
-    // It keeps no state (Postfix answers 451 while it is gone); its own SIGTERM takes ~4 s.
-    stop: { gracefully: async (pid) => void process.kill(pid, 'SIGTERM'), graceMs: 300 },
+    // It keeps no state (a message being signed gets 451 and is sent again); its SIGTERM takes ~4 s.
+    stop: { gracefully: async (pid) => void process.kill(pid, 'SIGKILL'), graceMs: 100 },
     extraGroups: () => [],
     orphan: { pidFile: paths.opendkimPid, ours: (pid) => commandName(pid).includes(paths.opendkimConf) },
   };

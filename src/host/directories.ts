@@ -2,8 +2,6 @@
 // processes need inside the queue directory.
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { execa } from 'execa';
-import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { userIds } from './accounts.ts';
@@ -59,12 +57,4 @@ export function copyChrootFiles(paths: StatePaths): void {
     mkdirSync(dirname(target), { recursive: true });
     copyFileSync(file, target);
   }
-}
-
-
-/** Creates Postfix's queue tree (Dovecot binds its sockets in queue/private) and checks ownership. */
-export async function createQueueTree(paths: StatePaths, log: Logger): Promise<void> {
-  const check = await execa('postfix', ['-c', paths.postfix, 'check'], { reject: false, all: true });
-  for (const line of check.all.split('\n').filter(Boolean)) log.warn({ event: 'postfix_check' }, line);
-  if (check.exitCode !== 0) throw new Error(`postfix check failed (exit ${check.exitCode})`);
 }

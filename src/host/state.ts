@@ -5,7 +5,8 @@ import { renderAll } from '../render/index.ts';
 import { statePaths } from '../render/paths.ts';
 import type { RenderInput } from '../render/types.ts';
 import { ensureMailboxUser } from './accounts.ts';
-import { copyChrootFiles, createQueueTree, prepareDirectories } from './directories.ts';
+import { copyChrootFiles, prepareDirectories } from './directories.ts';
+import { createQueueTree } from './queue-tree.ts';
 import { writeRendered } from './files.ts';
 import { resolveRenderInput } from './render-input.ts';
 
@@ -22,6 +23,6 @@ export async function prepareStateDir(config: Config, log: Logger): Promise<Rend
   // Before rendering: a resolv.conf rendered from DNS_SERVERS replaces the host's copy.
   copyChrootFiles(paths);
   const input = await renderState(config, log, []);
-  await createQueueTree(paths, log);
+  createQueueTree(paths);
   return input;
 }

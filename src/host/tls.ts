@@ -12,8 +12,9 @@ export async function ensureTls(config: Config, paths: StatePaths, log: Logger):
   if (!existsSync(paths.dhParams)) writeFileSync(paths.dhParams, FFDHE2048_PEM, { mode: 0o644 });
   if (config.tls) return config.tls;
   if (!existsSync(paths.generatedKey) || !certificateFits(paths.generatedCert, config.hostname)) {
+    // ECDSA P-256: made in ~10 ms where RSA 2048 takes 0.1–0.5 s; every client that trusts anything has it.
     await execa('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-sha256', '-days', '3650',
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-sha256', '-days', '3650',
       '-subj', `/CN=${config.hostname}`, '-addext', `subjectAltName=DNS:${config.hostname}`,
       '-keyout', paths.generatedKey, '-out', paths.generatedCert,
     ]);

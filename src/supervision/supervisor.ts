@@ -15,7 +15,7 @@ import { startWaves } from './start-order.ts';
 const SUPERVISION = {
   /** Probe cadence while everything is healthy, and while something is not. */
   intervalMs: 2000,
-  fastIntervalMs: 100,
+  fastIntervalMs: 25,
   /** A check failing this long while its daemon (and what it needs) runs gets the daemon restarted. */
   failAfterMs: 4000,
   restart: { startSecsMs: 10_000, backoffBaseMs: 250, backoffCapMs: 30_000, windowMs: 5 * 60_000 },
@@ -42,7 +42,6 @@ export interface Health {
 export class Supervisor {
   readonly checks: Check[];
   private readonly daemons = new Map<string, Daemon>();
-  private readonly waves: Daemon[][];
   private readonly policy: RestartPolicy;
   private readonly log: Logger;
   private readonly results = new Map<string, ProbeResult>();
@@ -73,7 +72,7 @@ export class Supervisor {
       });
       this.daemons.set(declaration.name, daemon);
     }
-    this.waves = startWaves(options.declarations).map((wave) => wave.map((name) => this.daemons.get(name)!));
+    startWaves(options.declarations); // an undeclared need or a cycle fails here, not at start
     this.checks = buildChecks(options.declarations, options.listeners, options.probeHost);
   }
 
@@ -104,7 +103,8 @@ export class Supervisor {
     const launch = (daemon: Daemon): Promise<void> => {
       let started = launched.get(daemon.name);
       if (!started) {
-        started = Promise.all(daemon.declaration.needs.map((need) => launch(this.daemons.get(need)!))).then(() => daemon.start(this.abort.signal));
+        const first = daemon.declaration.waitsForNeeds === false ? [] : daemon.declaration.needs.map((need) => launch(this.daemons.get(need)!));
+        started = Promise.all(first).then(() => daemon.start(this.abort.signal));
         launched.set(daemon.name, started);
       }
       return started;
@@ -239,11 +239,14 @@ export class Supervisor {
     for (const daemon of this.daemons.values()) if (name === undefined || daemon.name === name) await daemon.reload();
   }
 
-  /** Dependents first (Postfix stops accepting mail before Dovecot goes); every process ended. */
+  /**
+   * Every daemon at once, every process ended. Nothing accepted is lost: Postfix acknowledges a message
+   * only once it is on disk, and a delivery to Dovecot cut short stays in the queue.
+   */
   async stop(): Promise<void> {
     this.abort.abort();
     this.wake?.();
-    for (const wave of [...this.waves].reverse()) await Promise.all(wave.map((daemon) => daemon.stop()));
+    await Promise.all([...this.daemons.values()].map((daemon) => daemon.stop()));
     await this.loop?.catch(() => undefined);
   }
 }
