@@ -32,7 +32,9 @@ RUN npm run build \
 FROM ${NODE_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
 
-# Debian packages only; no docs, man pages or translations.
+# Debian packages only; no docs, man pages or translations. libsasl2-modules
+# (only a Recommends, so --no-install-recommends leaves it out) gives Postfix's
+# smtp client the PLAIN and LOGIN mechanisms: without it, no AUTH to a smarthost.
 # Postfix is preseeded to "No configuration": relaybox renders its own config
 # into STATE_DIR at every start.
 RUN printf '%s\n' \
@@ -47,6 +49,7 @@ RUN printf '%s\n' \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
       postfix dovecot-core dovecot-imapd dovecot-lmtpd tini openssl ca-certificates \
+      libsasl2-modules \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt/* /var/log/dpkg.log \
  # Key pairs generated at package install time would be identical in every

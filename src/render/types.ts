@@ -11,6 +11,16 @@ export interface RenderInput {
   vmail: { uid: number; gid: number };
   /** Client addresses banned right now (AUTH_BAN_*), kept across re-renders. */
   bannedClients: string[];
+  /** Dovecot's auth policy endpoint the supervisor serves on loopback (bans on IMAP), when bans are on. */
+  authPolicy?: AuthPolicyEndpoint;
+}
+
+export interface AuthPolicyEndpoint {
+  url: string;
+  /** Random per start; Dovecot sends it as X-API-Key. Secret. */
+  apiKey: string;
+  /** auth_policy_hash_nonce, which Dovecot requires; random per start. */
+  nonce: string;
 }
 
 export interface RenderedFile {
