@@ -4,7 +4,7 @@ import type { RenderInput, RenderedFile } from './types.ts';
 import type { StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { HEADER, lines } from './postfix/format.ts';
-import { mapFiles } from './postfix/maps.ts';
+import { mapFiles, postmasterSettings } from './postfix/maps.ts';
 import { quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 
@@ -94,6 +94,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['virtual_transport', 'lmtp:unix:private/dovecot-lmtp'],
     ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
     ...upstreamSettings(input, paths),
+    ...postmasterSettings(input),
   ])}\n`;
 }
 
