@@ -3,7 +3,7 @@
 // read the daemons' log lines, the HTTP server reads the supervisor through a narrow view.
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { AuthBans } from './abuse/bans.ts';
+import { AbuseDefences } from './abuse/defences.ts';
 import { Reloader } from './config/reload.ts';
 import type { Config } from './config/schema.ts';
 import { declareDaemons } from './daemons/index.ts';
@@ -39,28 +39,37 @@ export async function run(config: Config, root: Logger): Promise<number> {
     process.stderr.write(`relaybox: ${problem}\n`);
   }
   if (problems.length > 0) return EXIT_CONFIG;
-  let rendered = await prepareStateDir(config, log);
+
+  // Abuse defences: bans restored from the last run and Dovecot's auth policy endpoint go into the
+  // rendered files; the sending-limits policy service listens before Postfix starts.
+  let supervisor: Supervisor | undefined;
+  let metrics: Metrics | undefined;
+  const defences = new AbuseDefences(config, config.users, paths, log, {
+    putBansInForce: async (addresses) => {
+      writeDaemonFile(banMapFile(paths, addresses));
+      await supervisor?.reload('postfix');
+    },
+    rateLimited: (limit) => metrics?.rateLimited(limit),
+  });
+  const bans = defences.bans;
+  await defences.open();
+  let rendered = await prepareStateDir(config, log, bans.active, defences.authPolicyEndpoint);
+  await defences.reconfigure(config, rendered.users);
+  await defences.startPolicyService();
 
   // The daemons, and what reads their log lines.
-  const supervisor = new Supervisor({
+  supervisor = new Supervisor({
     declarations,
     listeners: enabledListeners(config.ports),
     probeHost: localAddress(config.bindAddress),
     restartBudget: config.restartBudget,
     log: root,
     demote: (line) => isProbeLine(line.msg),
+    serviceChecks: defences.serviceChecks(),
   });
-  const bans = new AuthBans(
-    config.auth.ban,
-    async (addresses) => {
-      writeDaemonFile(banMapFile(paths, addresses));
-      await supervisor.reload('postfix');
-    },
-    log,
-  );
-  const metrics = new Metrics({ readiness: () => supervisor.readiness(), bansActive: () => bans.active.length, queueDir: paths.queue, certFile: () => rendered.tls.certFile });
+  metrics = new Metrics({ readiness: () => supervisor.readiness(), bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile });
   supervisor.onLogLine((_daemon, line) => {
-    bans.observe(line);
+    defences.observe(line);
     metrics.observe(line);
   });
 
@@ -74,7 +83,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
   const reloader = new Reloader(
     process.env,
     async (next) => {
-      rendered = await renderState(next, log, bans.active);
+      rendered = await renderState(next, log, bans.active, defences.authPolicyEndpoint);
+      await defences.reconfigure(next, rendered.users);
       await supervisor.reload();
     },
     log,
@@ -89,8 +99,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
         process.exit(code);
       }, SHUTDOWN_DEADLINE_MS);
       reloader.stop();
-      bans.stop();
       await supervisor.stop();
+      await defences.stop();
       await http.close();
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
@@ -114,7 +124,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
     return stop('start failed', EXIT_FAILURE);
   }
   log.info({ event: 'started', ms: Math.round(performance.now() - started) }, 'daemons started');
-  bans.start();
+  defences.start();
   reloader.start();
   process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
 

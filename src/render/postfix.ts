@@ -5,7 +5,7 @@ import type { StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { HEADER, lines } from './postfix/format.ts';
 import { mapFiles, postmasterSettings } from './postfix/maps.ts';
-import { quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
+import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
@@ -95,6 +95,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
     ...upstreamSettings(input, paths),
     ...postmasterSettings(input),
+    ...policySettings(input),
   ])}\n`;
 }
 
