@@ -147,10 +147,13 @@ describe('compromised-account circuit breaker', () => {
     assert.equal((await attempt(box, BOB, outside(1), 'bob-unaffected')).code, 250);
 
     assert.equal(await box.stop(), 0);
+    const suspensions = box.logs().filter((l) => l.event === 'user_suspended').length;
     box.launch();
     await box.waitReady();
+    assert.equal(value(await metrics(box), 'relaybox_users_suspended'), 1, 'the suspension was kept');
     const after = await attempt(box, ALICE, outside(1), 'after-restart');
     assert.equal(after.code, 550, `still suspended after a restart: ${after.text}`);
+    assert.equal(box.logs().filter((l) => l.event === 'user_suspended').length, suspensions, 'the kept suspension, not a new one');
   });
 
   test('a new password lifts the suspension (the hourly limit still applies)', async () => {
