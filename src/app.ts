@@ -1,9 +1,9 @@
 // `relaybox run`, the composition root: validated config → prepared host → rendered files → daemons
-// under supervision → HTTP. It wires what the stages do not know of each other: bans and metrics
-// read the daemons' log lines, the HTTP server reads the supervisor through a narrow view.
+// under supervision → HTTP. It wires what the stages do not know of each other: the abuse defences
+// and the metrics read the daemons' log lines, the HTTP server reads the supervisor through a view.
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { AuthBans } from './abuse/bans.ts';
+import { AbuseDefences } from './abuse/defences.ts';
 import type { Config } from './config/schema.ts';
 import { declareDaemons } from './daemons/index.ts';
 import type { DaemonLogLine } from './daemons/log-line.ts';
@@ -13,6 +13,7 @@ import { endOrphans } from './host/orphans.ts';
 import { portProblems } from './host/ports.ts';
 import { prepareStateDir, renderState } from './host/state.ts';
 import { enabledListeners, localAddress } from './listeners.ts';
+import type { Metrics } from './metrics/metrics.ts';
 import { isProbeLine } from './protocol/probes.ts';
 import { statePaths } from './render/paths.ts';
 import { banMapFile } from './render/postfix.ts';
@@ -39,7 +40,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   const paths = statePaths(config.stateDir);
   const declarations = declareDaemons({ config, paths });
 
-  // The host: nothing left over from an earlier start, every port free, STATE_DIR rendered.
+  // The host: nothing left over from an earlier start, every port free.
   if (existsSync(config.stateDir)) await endOrphans(declarations.flatMap((d) => d.orphan ?? []), log);
   const problems = await portProblems(config.ports, config.bindAddress);
   for (const problem of problems) {
@@ -47,31 +48,42 @@ export async function run(config: Config, root: Logger): Promise<number> {
     process.stderr.write(`relaybox: ${problem}\n`);
   }
   if (problems.length > 0) return EXIT_CONFIG;
-  let rendered = await prepareStateDir(config, log);
 
-  // The daemons. Their log lines reach the bans at once and the metrics once those are loaded.
-  const supervisor = new Supervisor({
+  // Abuse defences: bans restored from the last run and Dovecot's auth policy endpoint go into the
+  // rendered files; the sending-limits policy service listens before Postfix starts.
+  let supervisor: Supervisor | undefined;
+  let metrics: Metrics | undefined;
+  const defences = new AbuseDefences(config, config.users, paths, log, {
+    putBansInForce: async (addresses) => {
+      writeDaemonFile(banMapFile(paths, addresses));
+      await supervisor?.reload('postfix');
+    },
+    rateLimited: (limit) => metrics?.rateLimited(limit),
+  });
+  const bans = defences.bans;
+  await defences.open();
+  let rendered = await prepareStateDir(config, log, bans.active, defences.authPolicyEndpoint);
+  await defences.reconfigure(config, rendered.users);
+  await defences.startPolicyService();
+
+  // The daemons. Their log lines reach the defences at once and the metrics once those are loaded.
+  const daemons = new Supervisor({
     declarations,
     listeners: enabledListeners(config.ports),
     probeHost: localAddress(config.bindAddress),
     restartBudget: config.restartBudget,
     log: root,
     demote: (line) => isProbeLine(line.msg),
+    serviceChecks: defences.serviceChecks(),
   });
-  const bans = new AuthBans(
-    config.auth.ban,
-    async (addresses) => {
-      writeDaemonFile(banMapFile(paths, addresses));
-      await supervisor.reload('postfix');
-    },
-    log,
-  );
+  supervisor = daemons;
   const early: DaemonLogLine[] = [];
-  let count: (line: DaemonLogLine) => void = (line) => early.push(line);
-  supervisor.onLogLine((_daemon, line) => {
-    bans.observe(line);
-    count(line);
+  daemons.onLogLine((_daemon, line) => {
+    defences.observe(line);
+    if (metrics) metrics.observe(line);
+    else early.push(line);
   });
+
   let serving: { http: { close: () => Promise<unknown> }; reloader: { stop: () => void } } | undefined;
   let stopping: Promise<number> | undefined;
   const stop = (reason: string, code: number) => {
@@ -82,8 +94,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
         process.exit(code);
       }, SHUTDOWN_DEADLINE_MS);
       serving?.reloader.stop();
-      bans.stop();
-      await Promise.all([supervisor.stop(), serving?.http.close()]);
+      await Promise.all([daemons.stop(), serving?.http.close()]);
+      await defences.stop();
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
       return code;
@@ -95,26 +107,27 @@ export async function run(config: Config, root: Logger): Promise<number> {
     process.once('SIGINT', () => void stop('SIGINT', EXIT_OK).then(resolve));
   });
 
-  const starting = supervisor.start();
+  const starting = daemons.start();
   starting.catch(() => undefined);
 
   // Meanwhile: metrics, HTTP, reload.
   const loaded = await loadServing();
-  const metrics = new loaded.Metrics({ readiness: () => supervisor.readiness(), bansActive: () => bans.active.length, queueDir: paths.queue, certFile: () => rendered.tls.certFile });
-  for (const line of early.splice(0)) metrics.observe(line);
-  count = (line) => metrics.observe(line);
+  const counted = new loaded.Metrics({ readiness: () => daemons.readiness(), bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile });
+  for (const line of early.splice(0)) counted.observe(line);
+  metrics = counted;
   const http = loaded.buildHttpServer({
-    health: () => ({ ...supervisor.health(), bansActive: bans.active.length }),
-    readiness: () => supervisor.readiness(),
-    metrics: async () => ({ contentType: metrics.registry.contentType, text: await metrics.registry.metrics() }),
+    health: () => ({ ...daemons.health(), bansActive: bans.active.length }),
+    readiness: () => daemons.readiness(),
+    metrics: async () => ({ contentType: counted.registry.contentType, text: await counted.registry.metrics() }),
     selftest: () => ({ token: rendered.config.selftest.token, options: { config: rendered.config, credentials: rendered.config.selftest.credentials } }),
     runSelftest: loaded.runSelftest,
   });
   const reloader = new loaded.Reloader(
     process.env,
     async (next) => {
-      rendered = await renderState(next, log, bans.active);
-      await supervisor.reload();
+      rendered = await renderState(next, log, bans.active, defences.authPolicyEndpoint);
+      await defences.reconfigure(next, rendered.users);
+      await daemons.reload();
     },
     log,
   );
@@ -132,12 +145,12 @@ export async function run(config: Config, root: Logger): Promise<number> {
     return stop('start failed', EXIT_FAILURE);
   }
   log.info({ event: 'started', ms: Math.round(performance.now() - started) }, 'daemons started');
-  bans.start();
+  defences.start();
   reloader.start();
   process.on('SIGHUP', () => void reloader.reload('SIGHUP'));
 
   const watchCrashLoop = setInterval(() => {
-    if (supervisor.health().healthy) return;
+    if (daemons.health().healthy) return;
     clearInterval(watchCrashLoop);
     setTimeout(() => void stop('crash loop', EXIT_FAILURE).then((code) => process.exit(code)), CRASH_LOOP_EXIT_DELAY_MS);
   }, 1000);

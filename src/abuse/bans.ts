@@ -1,11 +1,15 @@
 // Brute-force bans: failed authentications are counted per client address from the daemons' own log
 // lines; past the threshold the address is banned and `apply` puts the list in force (the
 // composition root writes Postfix's access map and reloads Postfix: refused at connect on every
-// SMTP port). No firewall, so no NET_ADMIN capability is needed.
+// SMTP port; Dovecot asks `isBanned` through its auth policy: refused at IMAP login). No firewall,
+// so no NET_ADMIN capability is needed. Bans are kept in the store and restored at start with the
+// time they have left. Loopback, the probe source, AUTH_BAN_EXEMPT and the gateway are never banned.
 import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { DaemonLogLine } from '../daemons/log-line.ts';
+import { plainAddress, type AddressSet } from './addresses.ts';
+import type { AbuseStore } from './store.ts';
 
 type BanSettings = Config['auth']['ban'];
 
@@ -23,19 +27,60 @@ export function authFailure(line: DaemonLogLine): { address: string; count: numb
   return undefined;
 }
 
+export interface BanOptions {
+  /** Where bans outlive a restart. */
+  store?: AbuseStore;
+  /** Addresses never banned (loopback, probe source, AUTH_BAN_EXEMPT). */
+  exempt?: AddressSet;
+  /** The container's default gateway: every client may share it, so it is never banned either. */
+  isGateway?: (address: string) => boolean;
+}
+
 export class AuthBans {
   private readonly failures = new Map<string, number[]>();
   private readonly banned = new Map<string, number>();
   private readonly settings: BanSettings;
   private readonly putInForce: (addresses: string[]) => Promise<void>;
   private readonly log: Logger;
+  private readonly options: BanOptions;
+  private readonly spared = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   /** `putInForce` makes the daemons refuse exactly the given addresses. */
-  constructor(settings: BanSettings, putInForce: (addresses: string[]) => Promise<void>, log: Logger) {
+  constructor(settings: BanSettings, putInForce: (addresses: string[]) => Promise<void>, log: Logger, options: BanOptions = {}) {
     this.settings = settings;
     this.putInForce = putInForce;
     this.log = log;
+    this.options = options;
+  }
+
+  /** The bans an earlier run left in the store that have time left; the caller puts them in force. */
+  async restore(now = Date.now()): Promise<Array<{ address: string; seconds: number }>> {
+    const stored = (await this.options.store?.list('bans')) ?? [];
+    for (const ban of stored) if (ban.until > now && !this.exempt(ban.id)) this.banned.set(ban.id, ban.until);
+    return [...this.banned].map(([address, until]) => ({ address, seconds: Math.ceil((until - now) / 1000) }));
+  }
+
+  isBanned(address: string, now = Date.now()): boolean {
+    const until = this.banned.get(plainAddress(address));
+    return until !== undefined && until > now;
+  }
+
+  private exempt(address: string): boolean {
+    return this.options.exempt?.has(address) === true || this.options.isGateway?.(address) === true;
+  }
+
+  /** Logged once per address: why a failing address is not banned. */
+  private spare(address: string): void {
+    if (this.spared.has(address)) return;
+    this.spared.add(address);
+    const gateway = this.options.isGateway?.(address) === true;
+    this.log.warn(
+      { event: 'ban_skipped', address, reason: gateway ? 'gateway' : 'exempt' },
+      gateway
+        ? `not banning ${address}: it is this container's default gateway, so clients seem to arrive through Docker's userland proxy and a ban would lock everyone out (publish ports with NAT, userland-proxy: false, or network_mode: host)`
+        : `not banning ${address} despite failed authentications: loopback, the probe source and AUTH_BAN_EXEMPT are never banned`,
+    );
   }
 
   /** Starts expiring bans. */
@@ -53,25 +98,36 @@ export class AuthBans {
   }
 
   observe(line: DaemonLogLine, now = Date.now()): void {
-    const failure = authFailure(line);
+    const found = authFailure(line);
+    const failure = found && { ...found, address: plainAddress(found.address) };
     if (!failure || this.settings.threshold === 0 || isIP(failure.address) === 0 || this.banned.has(failure.address)) return;
+    if (this.exempt(failure.address)) {
+      this.spare(failure.address);
+      return;
+    }
     const windowStart = now - this.settings.windowSeconds * 1000;
     const times = (this.failures.get(failure.address) ?? []).filter((t) => t > windowStart);
     for (let i = 0; i < failure.count; i++) times.push(now);
     this.failures.set(failure.address, times);
     if (times.length >= this.settings.threshold) {
       this.failures.delete(failure.address);
-      this.banned.set(failure.address, now + this.settings.durationSeconds * 1000);
+      const until = now + this.settings.durationSeconds * 1000;
+      this.banned.set(failure.address, until);
       // Logged once Postfix has reloaded the map, i.e. when the ban is in force.
-      void this.apply().then(() =>
-        this.log.warn({ event: 'ban', address: failure.address, failures: times.length, seconds: this.settings.durationSeconds }, `banned ${failure.address} for ${this.settings.durationSeconds} s after ${times.length} failed authentications`),
-      );
+      void this.keep(() => this.options.store?.put('bans', { id: failure.address, until }))
+        .then(() => this.apply())
+        .then(() =>
+          this.log.warn({ event: 'ban', address: failure.address, failures: times.length, seconds: this.settings.durationSeconds }, `banned ${failure.address} for ${this.settings.durationSeconds} s after ${times.length} failed authentications`),
+        );
     }
   }
 
   async expire(now: number): Promise<void> {
     const expired = [...this.banned].filter(([, until]) => until <= now).map(([address]) => address);
-    for (const address of expired) this.banned.delete(address);
+    for (const address of expired) {
+      this.banned.delete(address);
+      await this.keep(() => this.options.store?.remove('bans', address));
+    }
     for (const [address, times] of this.failures) {
       if (times.every((t) => t <= now - this.settings.windowSeconds * 1000)) this.failures.delete(address);
     }
@@ -79,6 +135,15 @@ export class AuthBans {
     await this.apply();
     // Logged once Postfix has reloaded the map, i.e. when the address is accepted again.
     for (const address of expired) this.log.info({ event: 'unban', address }, `ban on ${address} expired`);
+  }
+
+  /** A store that cannot be written costs durability, never the ban itself. */
+  private async keep(write: () => Promise<void> | undefined): Promise<void> {
+    try {
+      await write();
+    } catch (error) {
+      this.log.error({ event: 'ban_store_failed', error: (error as Error).message }, `could not store the ban list: ${(error as Error).message}`);
+    }
   }
 
   private async apply(): Promise<void> {

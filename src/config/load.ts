@@ -1,5 +1,6 @@
 // env -> validated Config, or one error line per problem naming the variable (secrets masked).
 import type { z } from 'zod';
+import { warnings as upstreamWarnings } from './areas/upstream.ts';
 import { controlProblem } from './fields.ts';
 import { envDocs, envSchema, envVariables, type Config, type EnvDoc } from './schema.ts';
 
@@ -60,6 +61,7 @@ export function loadConfig(env: Env): LoadResult {
   const warnings = config.users
     .filter((user) => user.scheme === 'PLAIN')
     .map((user) => `MAIL_USERS: ${user.address} uses {PLAIN}; store a hash instead (relaybox hash-password)`);
+  warnings.push(...upstreamWarnings(config));
   return { ok: true, config, warnings };
 }
 
@@ -78,5 +80,6 @@ export function maskedConfig(config: Config): unknown {
       ...config.relay,
       credentials: config.relay.credentials && { username: config.relay.credentials.username, password: '***' },
     },
+    relayRoutes: config.relayRoutes.map((route) => ({ ...route, ...(route.credentials ? { credentials: { username: route.credentials.username, password: '***' } } : {}) })),
   };
 }

@@ -11,6 +11,8 @@ import * as identity from './areas/identity.ts';
 import * as limits from './areas/limits.ts';
 import * as mailboxes from './areas/mailboxes.ts';
 import * as operations from './areas/operations.ts';
+import * as routes from './areas/routes.ts';
+import * as sending from './areas/sending.ts';
 import * as upstream from './areas/upstream.ts';
 
 export { envDocs, type EnvDoc } from './fields.ts';
@@ -20,11 +22,13 @@ export const envVariables = z.object({
   ...identity.variables,
   ...mailboxes.variables,
   ...upstream.variables,
+  ...routes.variables,
   ...access.variables,
   ...dkim.variables,
   ...filter.variables,
   ...host.variables,
   ...limits.variables,
+  ...sending.variables,
   ...operations.variables,
 });
 
@@ -33,6 +37,8 @@ export const envSchema = envVariables
     const issue: Issue = (variable, message, input = '') => ctx.addIssue({ code: 'custom', path: [variable], message, input });
     mailboxes.check(env, issue);
     upstream.check(env, issue);
+    routes.check(env, issue);
+    sending.check(env, issue);
     access.check(env, issue);
     dkim.check(env, issue);
     filter.check(env, issue);
@@ -43,11 +49,13 @@ export const envSchema = envVariables
     ...identity.toConfig(env),
     ...mailboxes.toConfig(env),
     ...upstream.toConfig(env),
+    ...routes.toConfig(env),
     ...access.toConfig(env),
     ...dkim.toConfig(env),
     ...filter.toConfig(env),
     ...host.toConfig(env),
     ...limits.toConfig(env),
+    ...sending.toConfig(env),
     ...operations.toConfig(env),
   }));
 

@@ -95,7 +95,7 @@ export interface UserEntry {
 const LOCAL_PART = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/i;
 
 /** A mailbox address `local@domain`, domain lowercased; no quoted or routed forms. */
-function parseAddress(raw: string): Parsed<string> {
+export function parseAddress(raw: string): Parsed<string> {
   const at = raw.lastIndexOf('@');
   if (at <= 0) return fail('an address such as alice@example.com');
   const local = raw.slice(0, at);

@@ -1,6 +1,6 @@
 // The directories a start needs under STATE_DIR, with their owners, and the files Postfix's chrooted
 // processes need inside the queue directory.
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
@@ -57,4 +57,29 @@ export function copyChrootFiles(paths: StatePaths): void {
     mkdirSync(dirname(target), { recursive: true });
     copyFileSync(file, target);
   }
+}
+
+/** The system's CA store as OpenSSL hash links (`<hash>.<n>`, made by update-ca-certificates). */
+const SYSTEM_CA_PATH = '/etc/ssl/certs';
+const HASH_LINK = /^[0-9a-f]{8}\.\d+$/;
+
+/**
+ * smtp_tls_CApath is read when a certificate is verified, i.e. inside smtp's chroot: the hash links are
+ * copied there dereferenced (a symlink would dangle in the jail), afresh at every start, so a CA
+ * removed from the image is gone from the jail too. Returns how many were copied.
+ */
+export function copyChrootCaLinks(paths: StatePaths, source = SYSTEM_CA_PATH): number {
+  rmSync(paths.chrootCaPath, { recursive: true, force: true });
+  mkdirSync(paths.chrootCaPath, { recursive: true, mode: 0o755 });
+  let copied = 0;
+  for (const name of existsSync(source) ? readdirSync(source) : []) {
+    if (!HASH_LINK.test(name)) continue;
+    try {
+      copyFileSync(`${source}/${name}`, `${paths.chrootCaPath}/${name}`);
+      copied += 1;
+    } catch {
+      // a dangling link in the system store: nothing to copy
+    }
+  }
+  return copied;
 }

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { statePaths } from '../render/paths.ts';
-import type { RenderInput } from '../render/types.ts';
+import type { AuthPolicyEndpoint, RenderInput } from '../render/types.ts';
 import { ensureMailboxUser, MAILBOX_USER, userIds } from './accounts.ts';
 import { ensureDkimKeys, plannedDkimKeys } from './dkim-keys.ts';
 import { firstRunUsers, storedFirstRunUsers } from './first-run.ts';
@@ -15,7 +15,7 @@ const IMAGE_VMAIL = { uid: 5000, gid: 5000 };
 
 export type ResolveMode = { create: true; log: Logger } | { create: false };
 
-export async function resolveRenderInput(config: Config, mode: ResolveMode, bannedClients: string[] = []): Promise<RenderInput> {
+export async function resolveRenderInput(config: Config, mode: ResolveMode, bannedClients: string[] = [], authPolicy?: AuthPolicyEndpoint): Promise<RenderInput> {
   const paths = statePaths(config.stateDir);
   if (!mode.create) {
     return {
@@ -31,5 +31,5 @@ export async function resolveRenderInput(config: Config, mode: ResolveMode, bann
   const tls = await ensureTls(config, paths, mode.log);
   const users = await firstRunUsers(config, paths, mode.log);
   const dkimKeys = await ensureDkimKeys(config, paths, mode.log);
-  return { config, users, tls, vmail, bannedClients, dkimKeys };
+  return { config, users, tls, vmail, bannedClients, dkimKeys, ...(authPolicy ? { authPolicy } : {}) };
 }

@@ -3,26 +3,27 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { renderAll } from '../render/index.ts';
 import { statePaths } from '../render/paths.ts';
-import type { RenderInput } from '../render/types.ts';
+import type { AuthPolicyEndpoint, RenderInput } from '../render/types.ts';
 import { ensureMailboxUser } from './accounts.ts';
-import { copyChrootFiles, prepareDirectories } from './directories.ts';
+import { copyChrootCaLinks, copyChrootFiles, prepareDirectories } from './directories.ts';
 import { createQueueTree } from './queue-tree.ts';
 import { writeRendered } from './files.ts';
 import { resolveRenderInput } from './render-input.ts';
 
 /** Renders every daemon file from the config; `bannedClients` keeps the bans in force across a reload. */
-export async function renderState(config: Config, log: Logger, bannedClients: string[]): Promise<RenderInput> {
-  const input = await resolveRenderInput(config, { create: true, log }, bannedClients);
+export async function renderState(config: Config, log: Logger, bannedClients: string[], authPolicy?: AuthPolicyEndpoint): Promise<RenderInput> {
+  const input = await resolveRenderInput(config, { create: true, log }, bannedClients, authPolicy);
   writeRendered(renderAll(input));
   return input;
 }
 
-export async function prepareStateDir(config: Config, log: Logger): Promise<RenderInput> {
+export async function prepareStateDir(config: Config, log: Logger, bannedClients: string[] = [], authPolicy?: AuthPolicyEndpoint): Promise<RenderInput> {
   const paths = statePaths(config.stateDir);
   prepareDirectories(paths, await ensureMailboxUser(), config);
   // Before rendering: a resolv.conf rendered from DNS_SERVERS replaces the host's copy.
   copyChrootFiles(paths);
-  const input = await renderState(config, log, []);
+  copyChrootCaLinks(paths);
+  const input = await renderState(config, log, bannedClients, authPolicy);
   createQueueTree(paths);
   return input;
 }

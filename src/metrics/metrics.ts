@@ -13,6 +13,8 @@ export interface MetricSources {
   /** The supervisor's one readiness verdict: daemons and checks. */
   readiness: () => Readiness;
   bansActive: () => number;
+  /** Users suspended by the sending limits' circuit breaker. */
+  suspendedUsers?: () => Promise<number>;
   queueDir: string;
   certFile: () => string;
 }
@@ -28,7 +30,24 @@ const REJECT_REASONS: Array<[RegExp, string]> = [
   [/Client host rejected/, 'client_rejected'],
   [/Mailbox is full/, 'mailbox_full'],
   [/Message size exceeds/, 'too_large'],
+  [/Sending limit reached/, 'rate_limited'],
+  [/Sending is suspended/, 'suspended'],
+  [/Sending limits cannot be checked|policy service is unavailable|Server configuration problem/, 'policy_unavailable'],
 ];
+
+/** Why a delivery was deferred, from the text Postfix puts in `status=deferred (...)`. */
+const DEFERRAL_REASONS: Array<[RegExp, string]> = [
+  [/Server certificate not verified/, 'tls_not_verified'],
+  [/TLS is required, but was not offered/, 'tls_not_offered'],
+  [/SASL authentication failed|cannot authenticate/, 'auth_failed'],
+  [/Host or domain name not found|Name service error/, 'dns'],
+  [/Connection refused|Connection timed out|No route to host|Network is unreachable|lost connection|timed out while/, 'connection_failed'],
+  [/ said: 4\d\d/, 'upstream_refused'],
+];
+
+export function deferralReason(message: string): string {
+  return DEFERRAL_REASONS.find(([pattern]) => pattern.test(message))?.[1] ?? 'other';
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -36,6 +55,8 @@ export class Metrics {
   private readonly accepted = new Counter({ name: 'relaybox_messages_accepted_total', help: 'Messages accepted (250 after DATA) by port.', labelNames: ['port'], registers: [this.registry] });
   private readonly rejections = new Counter({ name: 'relaybox_smtp_rejections_total', help: 'Refused SMTP commands by reason class.', labelNames: ['reason'], registers: [this.registry] });
   private readonly deliveries = new Counter({ name: 'relaybox_deliveries_total', help: 'Delivery attempts by destination (upstream = relay/MX, local = mailboxes) and status.', labelNames: ['destination', 'status'], registers: [this.registry] });
+  private readonly deferrals = new Counter({ name: 'relaybox_deliveries_deferred_total', help: 'Deferred deliveries by destination and reason class (tls_not_verified, tls_not_offered, auth_failed, dns, connection_failed, upstream_refused, other).', labelNames: ['destination', 'reason'], registers: [this.registry] });
+  private readonly limited = new Counter({ name: 'relaybox_rate_limited_total', help: 'Messages refused by the per-user sending limits, by limit.', labelNames: ['limit'], registers: [this.registry] });
 
   private readonly milters = new MilterMetrics(this.registry);
 
@@ -85,6 +106,14 @@ export class Metrics {
       },
     });
     new Gauge({
+      name: 'relaybox_users_suspended',
+      help: 'Users whose sending is suspended after too many messages over their limits.',
+      registers,
+      async collect() {
+        this.set((await sources.suspendedUsers?.()) ?? 0);
+      },
+    });
+    new Gauge({
       name: 'relaybox_probe_latency_seconds',
       help: 'Latency of the last readiness probe by check.',
       labelNames: ['check'],
@@ -116,6 +145,11 @@ export class Metrics {
     });
   }
 
+  /** A message refused by a per-user sending limit. */
+  rateLimited(limit: string): void {
+    this.limited.inc({ limit });
+  }
+
   /** Counts what a Postfix log line says happened. */
   observe(line: DaemonLogLine): void {
     this.milters.observe(line);
@@ -141,7 +175,9 @@ export class Metrics {
     }
     const status = /\bstatus=(sent|deferred|bounced)\b/.exec(line.msg)?.[1];
     if (status && (program === 'postfix/smtp' || program === 'postfix/lmtp')) {
-      this.deliveries.inc({ destination: program === 'postfix/smtp' ? 'upstream' : 'local', status });
+      const destination = program === 'postfix/smtp' ? 'upstream' : 'local';
+      this.deliveries.inc({ destination, status });
+      if (status === 'deferred') this.deferrals.inc({ destination, reason: deferralReason(/\bstatus=deferred \((.*)\)\s*$/.exec(line.msg)?.[1] ?? '') });
     }
   }
 }

@@ -75,7 +75,7 @@ const GREETINGS: Record<Greeting, { ok: RegExp; bye: string }> = {
  * Probes to a loopback port come from this address, so the daemons' log lines about them are
  * recognisable and go to debug level instead of filling the log every two seconds.
  */
-const PROBE_SOURCE = '127.0.0.254';
+export const PROBE_SOURCE = '127.0.0.254';
 
 export function isProbeLine(message: string): boolean {
   return message.includes(`[${PROBE_SOURCE}]`) || message.includes(`rip=${PROBE_SOURCE},`);

@@ -1,10 +1,11 @@
 // Pure renderer: Config -> dovecot.conf and the passwd-file (SASL for Postfix, IMAP, LMTP delivery).
-import type { RenderInput, RenderedFile } from './types.ts';
+import type { AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { enabledListeners, LISTENERS } from '../listeners.ts';
 
-export function renderDovecotConf({ config, tls, vmail }: RenderInput, paths: StatePaths): string {
+export function renderDovecotConf(input: RenderInput, paths: StatePaths): string {
+  const { config, tls, vmail } = input;
   const imapListeners = enabledListeners(config.ports).filter((listener) => listener.protocol === 'imap');
   return `# Rendered by relaybox from the environment at every start; edits here are overwritten.
 base_dir = ${paths.dovecotBase}
@@ -71,7 +72,26 @@ ${LISTENERS.filter((listener) => listener.protocol === 'imap').map((listener) =>
 protocol lmtp {
   postmaster_address = postmaster@${config.domains[0] ?? config.hostname}
 }
-${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths) : ''}`;
+${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths) : ''}${input.authPolicy ? `!include ${paths.dovecotAuthPolicy}\n` : ''}`;
+}
+
+/**
+ * Dovecot asks the supervisor before checking each password (IMAP and SMTP AUTH alike) and fails
+ * the login of a banned address. One request per login; if the endpoint does not answer within a
+ * second the login proceeds (bans still hold on the SMTP ports through Postfix's access map).
+ */
+export function renderAuthPolicyConf(policy: AuthPolicyEndpoint): string {
+  return `# Rendered by relaybox at every start; the API key changes with each start.
+auth_policy_server_url = ${policy.url}
+auth_policy_server_api_header = X-API-Key:${policy.apiKey}
+auth_policy_hash_nonce = ${policy.nonce}
+auth_policy_server_timeout_msecs = 1000
+auth_policy_request_attributes = login=%{requested_username} remote=%{rip} protocol=%s
+auth_policy_check_before_auth = yes
+auth_policy_check_after_auth = no
+auth_policy_report_after_auth = no
+auth_policy_reject_on_fail = no
+`;
 }
 
 /** A disabled listener keeps its block with port 0, which Dovecot reads as "do not listen". */
@@ -110,5 +130,6 @@ export function renderDovecot(input: RenderInput, paths: StatePaths): RenderedFi
   return [
     { path: paths.dovecotConf, content: renderDovecotConf(input, paths), mode: 0o644 },
     { path: paths.passwdFile, content: input.users.map((u) => `${u.address}:${u.hash}::::::\n`).join(''), mode: 0o640, group: 'dovecot' },
+    ...(input.authPolicy ? [{ path: paths.dovecotAuthPolicy, content: renderAuthPolicyConf(input.authPolicy), mode: 0o600 }] : []),
   ];
 }

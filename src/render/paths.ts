@@ -14,6 +14,14 @@ export function statePaths(stateDir: string) {
     senderLoginMap: `${postfix}/sender_login`,
     mailboxMap: `${postfix}/mailboxes`,
     relayPasswordMap: `${postfix}/relay_password`,
+    relayTlsPolicy: `${postfix}/relay_tls_policy`,
+    senderRelayMap: `${postfix}/sender_relay`,
+    /** Debian's hashed CA links, copied into smtp's chroot (smtp_tls_CApath is read after chroot). */
+    chrootCaPath: `${queue}/etc/ssl/certs`,
+    /** The supervisor's Postfix policy service (per-user sending limits). */
+    policySocket: `${queue}/private/relaybox-policy`,
+    /** Counters, bans and suspensions kept across restarts (abuse/store.ts). */
+    abuseState: `${stateDir}/abuse-state.json`,
     bannedClients: `${postfix}/banned_clients`,
     aliasMap: `${postfix}/aliases`,
     opensslConf: `${postfix}/openssl.cnf`,
@@ -23,6 +31,8 @@ export function statePaths(stateDir: string) {
     postfixLogFifo: `${stateDir}/postfix-log.fifo`,
     dovecot,
     dovecotConf: `${dovecot}/dovecot.conf`,
+    /** Dovecot's auth policy settings, apart because they hold the endpoint's API key (0600). */
+    dovecotAuthPolicy: `${dovecot}/auth-policy.conf`,
     passwdFile: `${dovecot}/passwd`,
     dovecotBase: `${stateDir}/run`,
     dovecotState: `${stateDir}/dovecot-state`,

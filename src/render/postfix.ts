@@ -4,8 +4,8 @@ import type { RenderInput, RenderedFile } from './types.ts';
 import type { StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { HEADER, lines } from './postfix/format.ts';
-import { mapFiles } from './postfix/maps.ts';
-import { quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
+import { mapFiles, postmasterSettings } from './postfix/maps.ts';
+import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
 
@@ -96,6 +96,8 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
     ...milterSettings(input, paths),
     ...upstreamSettings(input, paths),
+    ...postmasterSettings(input),
+    ...policySettings(input),
   ])}\n`;
 }
 

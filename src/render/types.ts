@@ -13,12 +13,22 @@ export interface RenderInput {
   bannedClients: string[];
   /** One signing key per domain and selector, checked usable (generated or from DKIM_KEY_DIR). */
   dkimKeys: DkimKey[];
+  /** Dovecot's auth policy endpoint the supervisor serves on loopback (bans on IMAP), when bans are on. */
+  authPolicy?: AuthPolicyEndpoint;
 }
 
 export interface DkimKey {
   domain: string;
   selector: string;
   path: string;
+}
+
+export interface AuthPolicyEndpoint {
+  url: string;
+  /** Random per start; Dovecot sends it as X-API-Key. Secret. */
+  apiKey: string;
+  /** auth_policy_hash_nonce, which Dovecot requires; random per start. */
+  nonce: string;
 }
 
 export interface RenderedFile {

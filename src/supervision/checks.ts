@@ -6,9 +6,14 @@ import type { Listener } from '../listeners.ts';
 import { probeGreeting, type ProbeResult } from '../protocol/probes.ts';
 
 export interface Check extends Probe {
-  /** The daemon that serves what this check probes. */
-  daemon: string;
+  /** The daemon that serves what this check probes; none for what the supervisor serves itself. */
+  daemon?: string;
+  /** For a check without a daemon: what to do once it has failed for a while (restarts no daemon). */
+  recover?: () => Promise<void>;
 }
+
+/** A check of something the supervisor serves itself (e.g. a policy service): it counts for readiness. */
+export type ServiceCheck = Probe & { recover?: () => Promise<void> };
 
 /** Every check for the declared daemons; `listeners` are the enabled ones, probed on `host`. */
 export function buildChecks(declarations: DaemonDeclaration[], listeners: Array<Listener & { port: number }>, host: string): Check[] {
@@ -55,7 +60,7 @@ export function readiness(
   const states: Record<string, CheckState> = {};
   const failing: string[] = [];
   const degraded: string[] = [];
-  const report = (daemon: string, line: string) => (optional.has(daemon) ? degraded : failing).push(line);
+  const report = (daemon: string | undefined, line: string) => (daemon !== undefined && optional.has(daemon) ? degraded : failing).push(line);
   for (const [name, status] of Object.entries(daemons)) {
     if (status.state !== 'running') report(name, `${name}: ${status.state}${status.lastError ? ` (${status.lastError})` : ''}`);
   }

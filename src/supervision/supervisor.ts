@@ -8,7 +8,7 @@ import type { DaemonDeclaration } from '../daemons/declaration.ts';
 import type { DaemonLogLine } from '../daemons/log-line.ts';
 import type { Listener } from '../listeners.ts';
 import type { ProbeResult } from '../protocol/probes.ts';
-import { buildChecks, readiness, type Check, type Readiness } from './checks.ts';
+import { buildChecks, readiness, type Check, type Readiness, type ServiceCheck } from './checks.ts';
 import { decideRestart, NO_HISTORY, type RestartHistory, type RestartPolicy } from './restart-policy.ts';
 import { startWaves } from './start-order.ts';
 
@@ -31,6 +31,8 @@ export interface SupervisorOptions {
   log: Logger;
   /** Daemon log lines that belong at debug level (the supervisor's own probe connections). */
   demote?: (line: DaemonLogLine) => boolean;
+  /** Checks of what the supervisor serves itself; they count for readiness and restart no daemon. */
+  serviceChecks?: ServiceCheck[];
 }
 
 export interface Health {
@@ -73,7 +75,7 @@ export class Supervisor {
       this.daemons.set(declaration.name, daemon);
     }
     startWaves(options.declarations); // an undeclared need or a cycle fails here, not at start
-    this.checks = buildChecks(options.declarations, options.listeners, options.probeHost);
+    this.checks = [...buildChecks(options.declarations, options.listeners, options.probeHost), ...(options.serviceChecks ?? [])];
   }
 
   /** Called with every log line of every daemon. */
@@ -145,6 +147,10 @@ export class Supervisor {
     const now = Date.now();
     this.causes.clear();
     for (const [check, result] of results) {
+      if (check.daemon === undefined) {
+        this.recoverService(check, result.ok, now);
+        continue;
+      }
       const daemon = this.daemons.get(check.daemon)!;
       const blocker = result.ok ? undefined : this.blockedBy(check.daemon);
       if (blocker) this.causes.set(check.name, blocker);
@@ -171,6 +177,20 @@ export class Supervisor {
       if (degraded) this.log.warn({ event: 'degraded', degraded: verdict.degraded }, `serving without: ${verdict.degraded.join('; ')}`);
       else this.log.info({ event: 'complete' }, 'every optional daemon is up');
     }
+  }
+
+  /** A service check failing for failAfterMs gets its `recover` (once per failing stretch). */
+  private recoverService(check: Check, ok: boolean, now: number): void {
+    if (ok) {
+      this.failingSince.delete(check.name);
+      return;
+    }
+    const since = this.failingSince.get(check.name) ?? now;
+    this.failingSince.set(check.name, since);
+    if (now - since < SUPERVISION.failAfterMs || !check.recover) return;
+    this.failingSince.delete(check.name);
+    this.log.warn({ event: 'service_recover', check: check.name }, `check ${check.name} failing for ${Math.round((now - since) / 1000)} s: recovering it`);
+    check.recover().catch((error: Error) => this.log.error({ event: 'service_recover_failed', check: check.name, error: error.message }, `recovering ${check.name} failed: ${error.message}`));
   }
 
   /** The first daemon that `name` needs (directly or not) which is down or failing its own checks. */

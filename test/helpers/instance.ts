@@ -167,6 +167,8 @@ export class Instance {
   readonly lines: string[] = [];
   /** Every HTTP body this instance served to the tests. */
   readonly bodies: string[] = [];
+  /** Secrets made at each start (the auth policy's API key), collected once the instance is ready. */
+  private readonly startSecrets = new Set<string>();
   child: ChildProcess | undefined;
   exit: Promise<number | null> = Promise.resolve(null);
 
@@ -219,6 +221,9 @@ export class Instance {
         return undefined;
       }
     });
+    const policy = `${this.stateDir}/dovecot/auth-policy.conf`;
+    const key = existsSync(policy) ? /^auth_policy_server_api_header = X-API-Key:(\S+)$/m.exec(readFileSync(policy, 'utf8'))?.[1] : undefined;
+    if (key) this.startSecrets.add(key);
   }
 
   /** Log lines parsed as JSON (non-JSON lines skipped). */
@@ -241,7 +246,8 @@ export class Instance {
   /** The configured secrets that must never appear in a log line or HTTP body. */
   secrets(): string[] {
     const users = (this.env.MAIL_USERS ?? '').split(/\s+/).filter(Boolean);
-    return [PASSWORD, ...users.map((entry) => entry.slice(entry.indexOf(':') + 1)), this.env.RELAY_PASSWORD ?? ''].filter((secret) => secret.length >= 6);
+    const routePasswords = (this.env.RELAY_ROUTE_CREDENTIALS ?? '').split('\n').map((line) => line.slice(line.indexOf(':') + 1).trim());
+    return [PASSWORD, ...users.map((entry) => entry.slice(entry.indexOf(':') + 1)), this.env.RELAY_PASSWORD ?? '', ...routePasswords, ...this.startSecrets].filter((secret) => secret.length >= 6);
   }
 
   /** Throws when a configured password or hash shows up in what the instance printed or served. */

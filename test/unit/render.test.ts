@@ -48,7 +48,7 @@ test('main.cf: relay credentials require TLS to the upstream and use a 0600 map'
   const rendered = input({ RELAY_HOST: '[smtp.example.net]:587', RELAY_USERNAME: 'u', RELAY_PASSWORD: 'secret' });
   const main = settings(renderMainCf(rendered, statePaths('/srv/rb')));
   assert.equal(main.get('relayhost'), '[smtp.example.net]:587');
-  assert.equal(main.get('smtp_tls_security_level'), 'encrypt');
+  assert.equal(main.get('smtp_tls_security_level'), 'secure', 'credentials: the certificate is verified (RELAY_TLS=verify)');
   assert.equal(main.get('smtp_sasl_auth_enable'), 'yes');
   assert.ok(!renderMainCf(rendered, statePaths('/srv/rb')).includes('secret'));
   const map = renderAll(rendered).find((f) => f.path.endsWith('/relay_password'));

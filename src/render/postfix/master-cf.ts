@@ -2,7 +2,7 @@
 import { enabledListeners, type Listener } from '../../listeners.ts';
 import type { RenderInput } from '../types.ts';
 import { statePaths, type StatePaths } from '../paths.ts';
-import { HEADER } from './format.ts';
+import { HEADER, type Setting } from './format.ts';
 import { milterOptions } from './milters.ts';
 
 function listenerName(bindAddress: string | undefined, port: number): string {
@@ -15,6 +15,32 @@ export function quotaCheck(config: RenderInput['config']): string[] {
   return config.mailboxQuota ? ['check_policy_service unix:private/quota-status'] : [];
 }
 
+/** The supervisor's policy service (abuse/policy-service.ts), relative to the queue directory (= paths.policySocket). */
+export const SENDING_POLICY_SERVICE = 'private/relaybox-policy';
+
+/** Per-user sending limits are on when any limit is (a suspension needs a limit to be reached). */
+export function sendingLimitsOn(config: RenderInput['config']): boolean {
+  const { messagesPerHour, recipientsPerDay, overrides } = config.sending;
+  return messagesPerHour > 0 || recipientsPerDay > 0 || overrides.some((o) => Boolean(o.messagesPerHour || o.recipientsPerDay));
+}
+
+/**
+ * main.cf: a policy service (the sending limits, Dovecot's quota-status) that does not answer within
+ * 3 s costs the client a temporary error, never acceptance (Postfix tries twice, 1 s apart).
+ */
+export function policySettings({ config }: RenderInput): Setting[] {
+  if (!sendingLimitsOn(config)) return [];
+  return [
+    ['smtpd_policy_service_timeout', '3s'],
+    ['smtpd_policy_service_default_action', '451 4.3.5 A policy service is unavailable; try again later'],
+  ];
+}
+
+/** At DATA the recipients are known and the body not yet sent: the per-user limits decide there. */
+function dataRestrictions(config: RenderInput['config']): string {
+  return ['reject_unauth_pipelining', ...(sendingLimitsOn(config) ? [`check_policy_service,unix:${SENDING_POLICY_SERVICE}`] : [])].join(',');
+}
+
 // Submission (587 STARTTLS, 465 implicit TLS): authenticated users only, each sending as themselves.
 const submissionOptions = (config: RenderInput['config']) => [
   'smtpd_tls_security_level=encrypt',
@@ -25,6 +51,7 @@ const submissionOptions = (config: RenderInput['config']) => [
   'smtpd_relay_restrictions=permit_sasl_authenticated,reject',
   // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
   `smtpd_recipient_restrictions=${['reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
+  `smtpd_data_restrictions=${dataRestrictions(config)}`,
   'milter_macro_daemon_name=ORIGINATING',
 ];
 

@@ -1,0 +1,113 @@
+// The abuse defences the supervisor runs beside the daemons, built from the config: brute-force bans
+// (Postfix's access map and Dovecot's auth policy), per-user sending limits (a Postfix policy
+// service), the gateway watch, and the store that keeps bans, counters and suspensions across
+// restarts. The composition root starts them around the daemons and feeds them the log lines.
+import { execa } from 'execa';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { UserEntry } from '../config/values.ts';
+import type { DaemonLogLine } from '../daemons/log-line.ts';
+import { userIds } from '../host/accounts.ts';
+import type { StatePaths } from '../render/paths.ts';
+import { sendingLimitsOn } from '../render/postfix/master-cf.ts';
+import type { AuthPolicyEndpoint } from '../render/types.ts';
+import type { ServiceCheck } from '../supervision/checks.ts';
+import { defaultGateways, GatewayWatch, neverBanned, trustedGateways } from './addresses.ts';
+import { AuthPolicyServer, probeAuthPolicy } from './auth-policy.ts';
+import { AuthBans } from './bans.ts';
+import { PolicyService, probePolicyService, sendingPolicy } from './policy-service.ts';
+import { SendLimits, type LimitName } from './send-limits.ts';
+import { FileStore } from './store.ts';
+
+export interface DefenceHooks {
+  /** Makes the daemons refuse exactly these addresses (Postfix's access map, then a reload). */
+  putBansInForce: (addresses: string[]) => Promise<void>;
+  rateLimited: (limit: LimitName) => void;
+}
+
+/** Puts queued messages on hold; postsuper reports each one it held. */
+async function holdQueued(paths: StatePaths, ids: string[]): Promise<number> {
+  const result = await execa('postsuper', ['-c', paths.postfix, '-h', '-'], { input: `${ids.join('\n')}\n`, reject: false, all: true, timeout: 30_000 });
+  return (result.all.match(/placed on hold/g) ?? []).length;
+}
+
+export class AbuseDefences {
+  readonly store: FileStore;
+  readonly bans: AuthBans;
+  readonly gateways: GatewayWatch;
+  private readonly sending: SendLimits | undefined;
+  private readonly policy: PolicyService | undefined;
+  private readonly authPolicy: AuthPolicyServer | undefined;
+  private readonly paths: StatePaths;
+  private readonly log: Logger;
+  authPolicyEndpoint: AuthPolicyEndpoint | undefined;
+
+  constructor(config: Config, users: UserEntry[], paths: StatePaths, log: Logger, hooks: DefenceHooks) {
+    this.paths = paths;
+    this.log = log;
+    this.store = FileStore.open(paths.abuseState);
+    const gateways = defaultGateways();
+    for (const gateway of trustedGateways(config.trustedNetworks, gateways)) {
+      log.error({ event: 'trusted_gateway', gateway }, `TRUSTED_NETWORKS contains ${gateway}, this container's default gateway: clients arriving through Docker's userland proxy all come from it, and port 25 would relay for every one of them without AUTH (an open relay)`);
+    }
+    this.gateways = new GatewayWatch(gateways, log);
+    this.bans = new AuthBans(config.auth.ban, hooks.putBansInForce, log, { store: this.store, exempt: neverBanned(config.banExempt), isGateway: (address) => this.gateways.isGateway(address) });
+    if (config.auth.ban.threshold > 0) this.authPolicy = new AuthPolicyServer((address) => this.bans.isBanned(address), log);
+    if (sendingLimitsOn(config)) {
+      this.sending = new SendLimits(config.sending, users, this.store, { log, hold: (ids) => holdQueued(paths, ids), limited: hooks.rateLimited });
+      this.policy = new PolicyService({ socketPath: paths.policySocket, owner: userIds('postfix'), decide: sendingPolicy((request) => this.sending!.decide(request)), log });
+    }
+  }
+
+  /** Before the daemons' files are rendered: bans from the last run, and Dovecot's auth policy endpoint. */
+  async open(): Promise<void> {
+    const restored = await this.bans.restore();
+    if (restored.length > 0) {
+      this.log.info({ event: 'bans_restored', bans: restored }, `restored ${restored.length} ban(s) from the last run: ${restored.map((ban) => `${ban.address} (${ban.seconds} s left)`).join(', ')}`);
+    }
+    this.authPolicyEndpoint = await this.authPolicy?.start();
+  }
+
+  /** Once the queue directory exists (its private/ holds the policy socket), before Postfix starts. */
+  async startPolicyService(): Promise<void> {
+    await this.policy?.start();
+  }
+
+  /** They count for /ready; the policy service listens afresh when its check keeps failing. */
+  serviceChecks(): ServiceCheck[] {
+    const checks: ServiceCheck[] = [];
+    if (this.policy) {
+      const policy = this.policy;
+      checks.push({ name: 'sending-policy', run: () => probePolicyService(this.paths.policySocket), recover: () => policy.restart() });
+    }
+    const endpoint = this.authPolicyEndpoint;
+    if (endpoint) checks.push({ name: 'auth-policy', run: () => probeAuthPolicy(endpoint) });
+    return checks;
+  }
+
+  /** Starts expiring bans; their time also runs while relaybox is stopped. */
+  start(): void {
+    this.bans.start();
+  }
+
+  observe(line: DaemonLogLine): void {
+    this.bans.observe(line);
+    this.gateways.observe(line);
+  }
+
+  async suspendedUsers(): Promise<number> {
+    return (await this.sending?.suspendedUsers())?.length ?? 0;
+  }
+
+  /** A reload: new limits, and users whose password changed are no longer suspended. */
+  async reconfigure(config: Config, users: UserEntry[]): Promise<void> {
+    await this.sending?.configure(config.sending, users);
+  }
+
+  async stop(): Promise<void> {
+    this.bans.stop();
+    await this.policy?.stop();
+    await this.authPolicy?.stop();
+    await this.store.flush();
+  }
+}

@@ -1,0 +1,167 @@
+// Per-user sending limits, decided when a message reaches DATA (recipients known, body not yet sent):
+// messages per hour and recipients per day, each over a sliding window (this bucket plus the
+// previous one, weighted by how much of it still overlaps). A user whose mail keeps being refused
+// past SEND_SUSPEND_THRESHOLD is suspended: the mail they queued lately goes on hold and they may
+// send nothing more until their password hash changes. Counters and suspensions live in the store.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import type { UserEntry } from '../config/values.ts';
+import type { AbuseStore } from './store.ts';
+
+export type SendingSettings = Config['sending'];
+export type LimitName = 'messages_per_hour' | 'recipients_per_day';
+
+const HOUR_MS = 3600_000;
+const DAY_MS = 24 * HOUR_MS;
+/** Suspensions last until the password changes; the store wants an expiry all the same. */
+const SUSPENSION_MS = 10 * 365 * DAY_MS;
+const RECENT_PER_USER = 10_000;
+
+export interface SendRequest {
+  user: string;
+  recipients: number;
+  queueId: string;
+}
+
+export type SendDecision =
+  | { verdict: 'accept' }
+  | { verdict: 'limited'; limit: LimitName; max: number; reply: string }
+  | { verdict: 'suspended'; reply: string };
+
+export interface SendLimitHooks {
+  log: Logger;
+  /** Puts the given queue ids on hold (postsuper -h); resolves with how many were held. */
+  hold: (queueIds: string[]) => Promise<number>;
+  /** Called for every message refused by a limit (metrics). */
+  limited?: (limit: LimitName) => void;
+  now?: () => number;
+}
+
+/** What a suspension remembers of the password hash it was made under (never the hash itself). */
+export function hashFingerprint(hash: string): string {
+  return createHash('sha256').update(hash).digest('hex').slice(0, 16);
+}
+
+const SUSPENDED_REPLY = '550 5.7.1 Sending is suspended for this account after too many messages over its limits; contact your administrator';
+
+export class SendLimits {
+  private settings: SendingSettings;
+  private fingerprints = new Map<string, string>();
+  private readonly store: AbuseStore;
+  private readonly hooks: SendLimitHooks;
+  private readonly now: () => number;
+  /** Queue ids each user was let through with lately (for holding them at a suspension). */
+  private readonly recent = new Map<string, Array<{ id: string; at: number }>>();
+  private serial: Promise<unknown> = Promise.resolve();
+
+  constructor(settings: SendingSettings, users: UserEntry[], store: AbuseStore, hooks: SendLimitHooks) {
+    this.settings = settings;
+    this.store = store;
+    this.hooks = hooks;
+    this.now = hooks.now ?? Date.now;
+    this.fingerprints = new Map(users.map((user) => [user.address, hashFingerprint(user.hash)]));
+  }
+
+  /** New settings and users (a reload); a suspended user whose password hash changed is let go. */
+  async configure(settings: SendingSettings, users: UserEntry[]): Promise<void> {
+    this.settings = settings;
+    this.fingerprints = new Map(users.map((user) => [user.address, hashFingerprint(user.hash)]));
+    for (const entry of await this.store.list('suspensions')) await this.liftIfRekeyed(entry.id, entry.note);
+  }
+
+  async suspendedUsers(): Promise<string[]> {
+    return (await this.store.list('suspensions')).map((entry) => entry.id);
+  }
+
+  /** One decision at a time, so two sessions of one user cannot both take the last message. */
+  decide(request: SendRequest): Promise<SendDecision> {
+    const next = this.serial.then(() => this.decideNow({ ...request, user: request.user.toLowerCase() }));
+    this.serial = next.catch(() => undefined);
+    return next;
+  }
+
+  private limitsOf(user: string): { messagesPerHour: number; recipientsPerDay: number } {
+    const override = this.settings.overrides.find((o) => o.user === user);
+    return {
+      messagesPerHour: override?.messagesPerHour ?? this.settings.messagesPerHour,
+      recipientsPerDay: override?.recipientsPerDay ?? this.settings.recipientsPerDay,
+    };
+  }
+
+  /** The count over the sliding window: this bucket, plus the part of the previous one still inside it. */
+  private async windowed(name: string, user: string, windowMs: number): Promise<{ count: number; key: string }> {
+    const now = this.now();
+    const bucket = Math.floor(now / windowMs);
+    const key = `${name}:${user}:${bucket}`;
+    const [current, previous] = await Promise.all([this.store.get(key), this.store.get(`${name}:${user}:${bucket - 1}`)]);
+    const overlap = 1 - (now % windowMs) / windowMs;
+    return { count: current + previous * overlap, key };
+  }
+
+  private async decideNow({ user, recipients, queueId }: SendRequest): Promise<SendDecision> {
+    const suspension = (await this.store.list('suspensions')).find((entry) => entry.id === user);
+    if (suspension && !(await this.liftIfRekeyed(user, suspension.note))) return { verdict: 'suspended', reply: SUSPENDED_REPLY };
+
+    const limits = this.limitsOf(user);
+    const messages = await this.windowed('messages', user, HOUR_MS);
+    const rcpts = await this.windowed('recipients', user, DAY_MS);
+    let over: { limit: LimitName; max: number } | undefined;
+    if (limits.messagesPerHour > 0 && messages.count + 1 > limits.messagesPerHour) over = { limit: 'messages_per_hour', max: limits.messagesPerHour };
+    else if (limits.recipientsPerDay > 0 && rcpts.count + recipients > limits.recipientsPerDay) over = { limit: 'recipients_per_day', max: limits.recipientsPerDay };
+
+    if (!over) {
+      await this.store.increment(messages.key, 1, (2 * HOUR_MS) / 1000);
+      await this.store.increment(rcpts.key, recipients, (2 * DAY_MS) / 1000);
+      this.remember(user, queueId);
+      return { verdict: 'accept' };
+    }
+
+    this.hooks.limited?.(over.limit);
+    // Counted per password: after a suspension is lifted by a new password, the count starts over.
+    const refused = await this.windowed(`refused:${this.fingerprints.get(user) ?? ''}`, user, HOUR_MS);
+    await this.store.increment(refused.key, 1, (2 * HOUR_MS) / 1000);
+    const refusals = refused.count + 1;
+    this.hooks.log.warn({ event: 'rate_limited', user, limit: over.limit, max: over.max, refusals }, `${user} reached the sending limit (${over.max} ${over.limit.replaceAll('_', ' ')}); refused`);
+    const threshold = this.settings.suspendThreshold;
+    if (threshold > 0 && refusals >= threshold) {
+      await this.suspend(user, refusals);
+      return { verdict: 'suspended', reply: SUSPENDED_REPLY };
+    }
+    const what = over.limit === 'messages_per_hour' ? `${over.max} messages per hour` : `${over.max} recipients per day`;
+    return { ...over, verdict: 'limited', reply: `451 4.7.1 Sending limit reached: at most ${what} for this account; try again later` };
+  }
+
+  private remember(user: string, id: string): void {
+    if (!id) return;
+    const since = this.now() - HOUR_MS;
+    const list = (this.recent.get(user) ?? []).filter((entry) => entry.at > since).slice(-RECENT_PER_USER + 1);
+    list.push({ id, at: this.now() });
+    this.recent.set(user, list);
+  }
+
+  private async suspend(user: string, refusals: number): Promise<void> {
+    await this.store.put('suspensions', { id: user, until: this.now() + SUSPENSION_MS, note: this.fingerprints.get(user) ?? '' });
+    const ids = (this.recent.get(user) ?? []).map((entry) => entry.id);
+    this.recent.delete(user);
+    let held = 0;
+    try {
+      held = ids.length > 0 ? await this.hooks.hold(ids) : 0;
+    } catch (error) {
+      this.hooks.log.error({ event: 'hold_failed', user, error: (error as Error).message }, `could not put ${user}'s queued mail on hold: ${(error as Error).message}`);
+    }
+    this.hooks.log.error(
+      { event: 'user_suspended', user, refusals, held },
+      `suspended ${user} after ${refusals} messages refused by the sending limits within an hour: ${held} queued message(s) put on hold (postsuper -H to release, -d to delete); the suspension ends when the password changes`,
+    );
+  }
+
+  /** True (and the suspension gone) when the user's password hash is no longer the one suspended. */
+  private async liftIfRekeyed(user: string, note: string | undefined): Promise<boolean> {
+    const current = this.fingerprints.get(user);
+    if (current === undefined || current === note) return false;
+    await this.store.remove('suspensions', user);
+    this.hooks.log.info({ event: 'user_unsuspended', user }, `${user} may send again: the password has changed since the suspension`);
+    return true;
+  }
+}

@@ -1,0 +1,73 @@
+// Relay routes: mail from some senders (a domain or one address) goes through its own smarthost,
+// with its own credentials (Postfix sender_dependent_relayhost_maps and sender-dependent SASL).
+import { z } from 'zod';
+import { readText, take, text } from '../fields.ts';
+import { parseRoute, parseRouteCredentials, type Credentials, type Route } from '../outbound-values.ts';
+import { splitList } from '../values.ts';
+import type { Issue, Values } from './area.ts';
+import type { variables as upstream } from './upstream.ts';
+
+type Ctx = z.core.$RefinementCtx;
+
+/** Credential lines; `#` starts a comment line. Problems name the sender, never the password. */
+function parseCredentialLines(raw: string, ctx: Ctx): Array<{ sender: string } & Credentials> {
+  return raw
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.trim().startsWith('#'))
+    .flatMap((line) => {
+      const parsed = parseRouteCredentials(line);
+      if (parsed.ok) return [parsed.value];
+      ctx.addIssue({ code: 'custom', message: parsed.message, input: '' });
+      return [];
+    });
+}
+
+const CREDENTIALS_DESCRIPTION =
+  'Credentials for RELAY_ROUTES, one route per line: `sender username:password` (the sender exactly as in RELAY_ROUTES; the password may contain inner spaces, no leading or trailing ones). A route without a line here is used without AUTH.';
+
+export const variables = {
+  RELAY_ROUTES: text({
+    group: 'Upstream',
+    description:
+      'Smarthosts chosen by sender: entries `sender=[host]:port` separated by spaces or newlines, the sender as `@domain` or `user@domain` (an address beats its domain), e.g. `@b.example=[smtp.second.example]:587`. Other senders, bounces and notices use RELAY_HOST. Each route gets TLS per RELAY_TLS, its certificate checked against its host name.',
+    list: true,
+  }).transform((raw, ctx) => splitList(raw).map((entry) => take(parseRoute(entry), ctx, entry))),
+  RELAY_ROUTE_CREDENTIALS: text({ group: 'Upstream', description: CREDENTIALS_DESCRIPTION, secret: true, list: true }).transform(parseCredentialLines),
+  RELAY_ROUTE_CREDENTIALS_FILE: text({ group: 'Upstream', description: 'File in the RELAY_ROUTE_CREDENTIALS format (a Docker or Kubernetes secret).' }).transform((path, ctx) =>
+    path === '' ? [] : parseCredentialLines(readText(path, ctx) ?? '', ctx),
+  ),
+};
+
+type Env = Values<typeof variables & typeof upstream>;
+
+const credentialsOf = (env: Env) => [...env.RELAY_ROUTE_CREDENTIALS, ...env.RELAY_ROUTE_CREDENTIALS_FILE];
+
+export function check(env: Env, issue: Issue): void {
+  if (env.RELAY_ROUTE_CREDENTIALS.length > 0 && env.RELAY_ROUTE_CREDENTIALS_FILE.length > 0) issue('RELAY_ROUTE_CREDENTIALS_FILE', 'set either RELAY_ROUTE_CREDENTIALS or RELAY_ROUTE_CREDENTIALS_FILE, not both');
+  const credentialsVariable = env.RELAY_ROUTE_CREDENTIALS.length > 0 ? 'RELAY_ROUTE_CREDENTIALS' : 'RELAY_ROUTE_CREDENTIALS_FILE';
+  const senders = new Set<string>();
+  for (const route of env.RELAY_ROUTES) {
+    if (senders.has(route.sender)) issue('RELAY_ROUTES', `${route.sender} has more than one route; one smarthost per sender`);
+    senders.add(route.sender);
+  }
+  const seen = new Set<string>();
+  for (const { sender } of credentialsOf(env)) {
+    if (!senders.has(sender)) issue(credentialsVariable, `${sender} has credentials but no route in RELAY_ROUTES; add ${sender}=[host]:port there`);
+    if (seen.has(sender)) issue(credentialsVariable, `${sender} has more than one line; one set of credentials per route`);
+    seen.add(sender);
+  }
+  const anyCredentials = credentialsOf(env).length > 0 || Boolean(env.RELAY_USERNAME || env.RELAY_USERNAME_FILE);
+  if (env.RELAY_TLS === 'may' && anyCredentials) {
+    issue('RELAY_TLS', 'may would send the relay password without TLS to a smarthost that does not offer it; use verify (the default) or, knowingly, encrypt', 'may');
+  }
+  if (env.RELAY_TLS && !env.RELAY_HOST && env.RELAY_ROUTES.length === 0) issue('RELAY_TLS', 'applies to RELAY_HOST and RELAY_ROUTES; set one of them, or leave RELAY_TLS empty', env.RELAY_TLS);
+}
+
+export type RelayRoute = Route & { credentials?: Credentials };
+
+export function toConfig(env: Env) {
+  const credentials = new Map(credentialsOf(env).map(({ sender, username, password }) => [sender, { username, password }]));
+  return {
+    relayRoutes: env.RELAY_ROUTES.map((route): RelayRoute => ({ ...route, ...(credentials.has(route.sender) ? { credentials: credentials.get(route.sender)! } : {}) })),
+  };
+}

@@ -1,0 +1,179 @@
+// A real SMTP upstream on loopback for the outbound tests (node:net + node:tls): it advertises
+// STARTTLS and, after TLS, AUTH PLAIN LOGIN; it can require AUTH before MAIL; it records every
+// command with whether TLS was up, every credential it was given, and every message it accepted.
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createSecureContext, TLSSocket } from 'node:tls';
+import { freePort } from './instance.ts';
+import type { KeyPair } from './test-ca.ts';
+
+export interface UpstreamCommand {
+  connection: number;
+  tls: boolean;
+  line: string;
+}
+
+export interface UpstreamMessage {
+  connection: number;
+  user?: string;
+  from: string;
+  to: string[];
+  data: string;
+}
+
+export interface UpstreamOptions {
+  /** The certificate presented after STARTTLS. */
+  certificate: KeyPair;
+  /** Refuse MAIL before a successful AUTH (530 5.7.0), as providers do. */
+  requireAuth?: boolean;
+  /** Accepted credentials (any when unset). */
+  credentials?: { username: string; password: string };
+  /** Recipients refused with 550 5.1.1 (to make bounces). */
+  rejectRecipients?: RegExp;
+  name?: string;
+}
+
+export class Upstream {
+  readonly port: number;
+  readonly commands: UpstreamCommand[] = [];
+  readonly messages: UpstreamMessage[] = [];
+  /** Every password this upstream was sent, decoded, with whether TLS was up. */
+  readonly passwords: Array<{ user: string; password: string; tls: boolean }> = [];
+  private readonly server: Server;
+  private readonly options: UpstreamOptions;
+  private connections = 0;
+  private readonly sockets = new Set<Socket>();
+
+  private constructor(port: number, options: UpstreamOptions) {
+    this.port = port;
+    this.options = options;
+    const context = createSecureContext({ cert: readFileSync(options.certificate.cert), key: readFileSync(options.certificate.key) });
+    this.server = createServer((socket) => this.session(socket, ++this.connections, context));
+  }
+
+  static async start(options: UpstreamOptions): Promise<Upstream> {
+    const upstream = new Upstream(await freePort(), options);
+    await new Promise<void>((resolve) => upstream.server.listen(upstream.port, '127.0.0.1', resolve));
+    return upstream;
+  }
+
+  /** Whether any AUTH command reached this upstream (with or without TLS). */
+  get sawAuth(): boolean {
+    return this.commands.some((c) => /^AUTH\b/i.test(c.line));
+  }
+
+  private session(plain: Socket, connection: number, context: ReturnType<typeof createSecureContext>): void {
+    let socket: Socket | TLSSocket = plain;
+    let tls = false;
+    let buffer = '';
+    let user: string | undefined;
+    let envelope: { from: string; to: string[] } | undefined;
+    let data: string[] | undefined;
+    let login: { step: 'user' | 'password'; user?: string } | undefined;
+    const name = this.options.name ?? 'upstream.test';
+    this.sockets.add(plain);
+    plain.on('close', () => this.sockets.delete(plain));
+    const send = (text: string) => socket.write(`${text}\r\n`);
+    const authenticated = (username: string, password: string) => {
+      this.passwords.push({ user: username, password, tls });
+      const wanted = this.options.credentials;
+      if (wanted && (wanted.username !== username || wanted.password !== password)) return send('535 5.7.8 Authentication credentials invalid');
+      user = username;
+      send('235 2.7.0 Authentication successful');
+    };
+    const handle = (line: string) => {
+      if (data) {
+        if (line === '.') {
+          this.messages.push({ connection, ...(user ? { user } : {}), from: envelope?.from ?? '', to: envelope?.to ?? [], data: data.join('\r\n') });
+          data = undefined;
+          envelope = undefined;
+          return send(`250 2.0.0 Ok: queued as ${name}-${connection}-${this.messages.length}`);
+        }
+        data.push(line.startsWith('..') ? line.slice(1) : line);
+        return;
+      }
+      if (login) {
+        const decoded = Buffer.from(line, 'base64').toString('utf8');
+        this.commands.push({ connection, tls, line: 'AUTH LOGIN (continued)' });
+        if (login.step === 'user') {
+          login = { step: 'password', user: decoded };
+          return send(`334 ${Buffer.from('Password:').toString('base64')}`);
+        }
+        const username = login.user ?? '';
+        login = undefined;
+        return authenticated(username, decoded);
+      }
+      this.commands.push({ connection, tls, line });
+      const [verb = '', ...rest] = line.split(' ');
+      switch (verb.toUpperCase()) {
+        case 'EHLO':
+        case 'HELO':
+          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
+        case 'STARTTLS':
+          if (tls) return send('503 5.5.1 TLS already active');
+          send('220 2.0.0 Ready to start TLS');
+          plain.removeAllListeners('data');
+          socket = new TLSSocket(plain, { isServer: true, secureContext: context });
+          socket.on('error', () => plain.destroy());
+          socket.on('secure', () => (tls = true));
+          socket.setEncoding('utf8');
+          socket.on('data', onData);
+          buffer = '';
+          return;
+        case 'AUTH': {
+          if (!tls) return send('538 5.7.11 Encryption required for requested authentication mechanism');
+          const mechanism = (rest[0] ?? '').toUpperCase();
+          if (mechanism === 'PLAIN' && rest[1]) {
+            const [, username = '', password = ''] = Buffer.from(rest[1], 'base64').toString('utf8').split('\0');
+            return authenticated(username, password);
+          }
+          if (mechanism === 'LOGIN') {
+            login = { step: 'user' };
+            return send(`334 ${Buffer.from('Username:').toString('base64')}`);
+          }
+          return send('504 5.5.4 Unrecognized authentication type');
+        }
+        case 'MAIL':
+          if (this.options.requireAuth && !user) return send('530 5.7.0 Authentication required');
+          envelope = { from: /<([^>]*)>/.exec(line)?.[1] ?? '', to: [] };
+          return send('250 2.1.0 Ok');
+        case 'RCPT':
+          if (!envelope) return send('503 5.5.1 Need MAIL first');
+          if (this.options.rejectRecipients?.test(/<([^>]*)>/.exec(line)?.[1] ?? '')) return send('550 5.1.1 No such user here');
+          envelope.to.push(/<([^>]*)>/.exec(line)?.[1] ?? '');
+          return send('250 2.1.5 Ok');
+        case 'DATA':
+          if (!envelope || envelope.to.length === 0) return send('503 5.5.1 Need RCPT first');
+          data = [];
+          return send('354 End data with <CR><LF>.<CR><LF>');
+        case 'RSET':
+          envelope = undefined;
+          return send('250 2.0.0 Ok');
+        case 'NOOP':
+          return send('250 2.0.0 Ok');
+        case 'QUIT':
+          send('221 2.0.0 Bye');
+          return socket.end();
+        default:
+          return send('502 5.5.2 Error: command not recognized');
+      }
+    };
+    const onData = (chunk: string) => {
+      buffer += chunk;
+      for (let end = buffer.indexOf('\r\n'); end >= 0; end = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        handle(line);
+      }
+    };
+    plain.setEncoding('utf8');
+    plain.on('data', onData);
+    plain.on('error', () => plain.destroy());
+    send(`220 ${name} ESMTP test upstream`);
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
