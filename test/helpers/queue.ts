@@ -1,8 +1,8 @@
-// "Wait until the queue is empty": counted in the Postfix queue directory itself (not through the
-// product's metrics), so "exactly once" and "nothing reached the upstream" are checked once Postfix
-// has nothing left to deliver, instead of after a guessed pause.
+// "Wait until the queue is empty": the complete queue files counted in the Postfix queue directory
+// itself (not through the product's metrics), so "exactly once" and "nothing reached the upstream"
+// are checked once Postfix has nothing left to deliver, instead of after a guessed pause.
 import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { waitFor } from './wait.ts';
@@ -10,19 +10,39 @@ import { waitFor } from './wait.ts';
 /** Where a message waits in Postfix's queue until it has been delivered (or bounced). */
 export const QUEUES = ['maildrop', 'incoming', 'active', 'deferred', 'hold'] as const;
 
-function countBelow(dir: string): number {
+function filesBelow(dir: string): string[] {
   let entries;
   try {
     entries = readdirSync(dir, { withFileTypes: true });
   } catch {
-    return 0;
+    return [];
   }
-  return entries.reduce((sum, entry) => sum + (entry.isDirectory() ? countBelow(join(dir, entry.name)) : 1), 0);
+  return entries.flatMap((entry) => (entry.isDirectory() ? filesBelow(join(dir, entry.name)) : [join(dir, entry.name)]));
 }
 
-/** Queue files per queue (deferred/ and the others may be hashed into subdirectories). */
+/**
+ * Postfix marks a queue file complete by giving it the owner-execute bit (cleanup, once it has the
+ * whole message and before the client gets its 250); the queue manager ignores the others.
+ */
+function complete(path: string): boolean {
+  try {
+    return (statSync(path).mode & 0o100) !== 0;
+  } catch {
+    return false; // moved or removed meanwhile
+  }
+}
+
+/** Complete queue files per queue (deferred/ and the others may be hashed into subdirectories). */
 export function queueCounts(queueDir: string): Record<(typeof QUEUES)[number], number> {
-  return Object.fromEntries(QUEUES.map((queue) => [queue, countBelow(join(queueDir, queue))])) as Record<(typeof QUEUES)[number], number>;
+  return Object.fromEntries(QUEUES.map((queue) => [queue, filesBelow(join(queueDir, queue)).filter(complete).length])) as Record<(typeof QUEUES)[number], number>;
+}
+
+/**
+ * Incomplete files in incoming/ and maildrop/: a transaction in progress, or what a cleanup process
+ * killed while writing left behind (no client got a 250 for it; Postfix never delivers it).
+ */
+export function incompleteQueueFiles(queueDir: string): string[] {
+  return ['incoming', 'maildrop'].flatMap((queue) => filesBelow(join(queueDir, queue)).filter((path) => !complete(path)));
 }
 
 export function queuedCount(queueDir: string): number {
@@ -48,6 +68,6 @@ export async function waitQueueEmpty(stateDir: string, timeoutMs = 30_000, optio
       return undefined;
     }, 100);
   } catch (error) {
-    throw new Error(`${(error as Error).message}; still queued: ${JSON.stringify(queueCounts(queueDir))}`);
+    throw new Error(`${(error as Error).message}; still queued: ${JSON.stringify(queueCounts(queueDir))} (and ${incompleteQueueFiles(queueDir).length} incomplete)`);
   }
 }
