@@ -198,7 +198,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
   } finally {
     stop = true;
-    await Promise.all(senders);
+    // Each step has its own timeout; a sender that still has not finished after this is stuck.
+    const done = await Promise.race([Promise.all(senders).then(() => true), sleep(120_000).then(() => false)]);
+    if (!done) throw new Error('a sender was still busy 120 s after the last kill');
   }
   result.durationMs = Date.now() - started;
   return result;
