@@ -42,6 +42,8 @@ export function statePaths(stateDir: string) {
     tls,
     generatedCert: `${tls}/cert.pem`,
     generatedKey: `${tls}/key.pem`,
+    servedCert: `${tls}/served-cert.pem`,
+    servedKey: `${tls}/served-key.pem`,
     dhParams: `${tls}/dh.pem`,
     generatedUsers: `${stateDir}/generated-users`,
     mail: `${stateDir}/mail`,

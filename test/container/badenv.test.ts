@@ -2,32 +2,17 @@
 // (as NAME=...), and no valid one.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  containerLogs, createVolume, engineOrSkip, ensureImage, freePorts, relayboxEnv, relayboxPorts,
-  removeContainer, removeVolume, sleep, startRelaybox,
-} from './harness.ts';
+import { withRelaybox } from './fixture.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 test('container: a bad environment exits 2 and names the variables', { timeout: 30 * 60_000 }, async (t) => {
-  const docker = await engineOrSkip(t);
-  if (!docker) return;
-  const image = await ensureImage(docker);
-  const ports = await relayboxPorts();
-  const [sinkPort] = (await freePorts(1)) as [number];
-  const volume = await createVolume(docker);
-  const env = relayboxEnv(ports, sinkPort, { MAIL_HOSTNAME: 'not_a_host', PORT_SMTP: '99999', RELAY_HOST: 'nope:port' });
-  const container = await startRelaybox(docker, image, { env, volume });
-  t.after(async () => {
-    await removeContainer(container);
-    await removeVolume(docker, volume);
-  });
-  const deadline = Date.now() + 30_000;
-  let state = (await container.inspect()).State;
-  while (state.Running && Date.now() < deadline) {
-    await sleep(200);
-    state = (await container.inspect()).State;
-  }
-  const logs = await containerLogs(container);
-  assert.equal(state.Running, false, `still running after 30 s with a bad environment:\n${logs.slice(-3000)}`);
+  const box = await withRelaybox(t, { env: { MAIL_HOSTNAME: 'not_a_host', PORT_SMTP: '99999', RELAY_HOST: 'nope:port' }, waitReady: false });
+  if (!box) return;
+  const state = await waitFor('the container to exit', 30_000, async () => {
+    const current = (await box.container.inspect()).State;
+    return current.Running ? undefined : current;
+  }, 200).catch(async () => assert.fail(`still running after 30 s with a bad environment:\n${(await box.logs()).slice(-3000)}`));
+  const logs = await box.logs();
   assert.equal(state.ExitCode, 2, `exit code ${state.ExitCode}:\n${logs}`);
   for (const variable of ['MAIL_HOSTNAME', 'PORT_SMTP', 'RELAY_HOST']) {
     assert.match(logs, new RegExp(`\\b${variable}=`), `docker logs does not name ${variable}:\n${logs}`);

@@ -11,9 +11,10 @@ import net from 'node:net';
 import { test } from 'node:test';
 import type Docker from 'dockerode';
 import {
-  PASSWORD, USER, Sink, composeHostConfig, containerLogs, createVolume, engineOrSkip, ensureImage, execIn, freePorts, log,
+  PASSWORD, USER, composeHostConfig, containerLogs, createVolume, engine, ensureImage, execIn, log,
   relayboxEnv, relayboxPorts, removeContainer, removeVolume, sleep, waitReady,
 } from './harness.ts';
+import { Sink } from '../helpers/sink.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 
 async function relayOnce(port: number, subject: string): Promise<string | undefined> {
@@ -38,9 +39,8 @@ async function probe(docker: Docker, image: string, hostConfig: Docker.HostConfi
   // Submission on a port below 1024, as in production, so that NET_BIND_SERVICE is exercised.
   const low = await lowPort();
   if (low) ports.submission = low;
-  const [sinkPort] = (await freePorts(1)) as [number];
-  const sink = new Sink(sinkPort);
-  await sink.start();
+  const sink = await Sink.start();
+  const sinkPort = sink.port;
   const volume = await createVolume(docker);
   let container: Docker.Container | undefined;
   try {
@@ -105,7 +105,7 @@ function lastLines(text: string): string {
 }
 
 test('container: every capability and tmpfs in compose.yaml is needed', { timeout: 60 * 60_000 }, async (t) => {
-  const docker = await engineOrSkip(t);
+  const docker = await engine(t);
   if (!docker) return;
   const image = await ensureImage(docker);
   const { stopTimeout: _ignored, ...full } = composeHostConfig();

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse as parseYaml } from 'yaml';
-import { ROOT, composeService, host, log } from './harness.ts';
+import { ROOT, composeService, host, log, missing } from './harness.ts';
 
 test('compose.yaml is accepted by a Compose implementation', async (t) => {
   // Compose v2 plugin first, then Debian's docker-compose (v1).
@@ -18,12 +18,7 @@ test('compose.yaml is accepted by a Compose implementation', async (t) => {
       break;
     }
   }
-  if (!found) {
-    const reason = 'no Compose implementation here (apt-get install docker-compose, or the docker compose plugin)';
-    log(`skipped: ${reason}`);
-    t.skip(reason);
-    return;
-  }
+  if (!found) return missing(t, 'no Compose implementation here (apt-get install docker-compose, or the docker compose plugin)');
   const dir = mkdtempSync(join(os.tmpdir(), 'relaybox-compose-'));
   try {
     cpSync(join(ROOT, 'compose.yaml'), join(dir, 'compose.yaml'));

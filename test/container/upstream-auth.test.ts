@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import {
-  PASSWORD, USER, containerLogs, createVolume, engineOrSkip, ensureImage, execIn, log, relayboxEnv, relayboxPorts,
+  PASSWORD, USER, containerLogs, createVolume, engine, ensureImage, execIn, log, relayboxEnv, relayboxPorts,
   removeContainer, removeVolume, startRelaybox, waitReady,
 } from './harness.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
@@ -16,7 +16,7 @@ import { Upstream } from '../helpers/upstream.ts';
 const RELAY = { username: 'relay-user@provider.test', password: 'relay-secret-in-the-image' };
 
 test('container: AUTH to a smarthost whose certificate is verified', { timeout: 30 * 60_000 }, async (t) => {
-  const docker = await engineOrSkip(t);
+  const docker = await engine(t);
   if (!docker) return;
   const image = await ensureImage(docker);
   const ca = new TestCa();

@@ -1,10 +1,14 @@
 // Test instances: relaybox in host mode with its own STATE_DIR and loopback ports, relaying only to
 // an smtp-sink on 127.0.0.1 (so nothing a test does can leave this machine).
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
-import { createServer, connect } from 'node:net';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { waitQueueEmpty } from './queue.ts';
+import { Sink } from './sink.ts';
+import { freePort, waitFor } from './wait.ts';
+
+export { Sink, freePort, waitFor };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}dist/cli.js`;
@@ -26,88 +30,6 @@ export function hashOf(password: string): string {
     hashCache.set(password, hash);
   }
   return hash;
-}
-
-const taken = new Set<number>();
-export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address();
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-      });
-    });
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
-}
-
-export async function waitFor<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined> | T | undefined, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
-}
-
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** Postfix's smtp-sink as the upstream: every transaction it receives becomes a file. */
-export class Sink {
-  readonly dir: string;
-  readonly port: number;
-  private child: ChildProcess | undefined;
-
-  private constructor(dir: string, port: number) {
-    this.dir = dir;
-    this.port = port;
-  }
-
-  static async start(port?: number, dir?: string): Promise<Sink> {
-    const sink = new Sink(dir ?? mkdtempSync('/tmp/rbsink-'), port ?? (await freePort()));
-    await sink.resume();
-    return sink;
-  }
-
-  async resume(): Promise<void> {
-    mkdirSync(this.dir, { recursive: true });
-    chownSync(this.dir, Number(execFileSync('id', ['-u', 'postfix'], { encoding: 'utf8' })), 0);
-    this.child = spawn('smtp-sink', ['-u', 'postfix', '-d', `${this.dir}/%M.`, `127.0.0.1:${this.port}`, '100'], { stdio: 'ignore' });
-    await waitFor(`smtp-sink on ${this.port}`, 5000, () => accepts(this.port));
-  }
-
-  /** The received transactions in arrival order (envelope headers smtp-sink adds, then the message). */
-  messages(): string[] {
-    return readdirSync(this.dir)
-      .map((name) => ({ name, at: statSync(`${this.dir}/${name}`).mtimeMs }))
-      .sort((a, b) => a.at - b.at || a.name.localeCompare(b.name))
-      .map(({ name }) => readFileSync(`${this.dir}/${name}`, 'utf8'));
-  }
-
-  stop(): void {
-    this.child?.kill('SIGKILL');
-    this.child = undefined;
-  }
-
-  remove(): void {
-    this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
-  }
 }
 
 export interface Ports {
@@ -224,6 +146,11 @@ export class Instance {
     const policy = `${this.stateDir}/dovecot/auth-policy.conf`;
     const key = existsSync(policy) ? /^auth_policy_server_api_header = X-API-Key:(\S+)$/m.exec(readFileSync(policy, 'utf8'))?.[1] : undefined;
     if (key) this.startSecrets.add(key);
+  }
+
+  /** Resolves once Postfix has nothing left to deliver (see queue.ts). */
+  waitQueueEmpty(timeoutMs = 30_000, options: { flush?: boolean } = {}): Promise<void> {
+    return waitQueueEmpty(this.stateDir, timeoutMs, options);
   }
 
   /** Log lines parsed as JSON (non-JSON lines skipped). */

@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { gauge, scrape } from '../helpers/metrics.ts';
 import { SmtpClient } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -53,6 +54,7 @@ describe('brute-force ban', () => {
     }
     const health = await box.get('/health');
     assert.equal(health.body.bansActive, 1);
+    assert.equal(gauge(await scrape(box.url('/metrics')), 'relaybox_bans_active'), 1);
 
     const bystander = await tryAuth(box, BYSTANDER, PASSWORD);
     assert.equal(bystander.auth?.code, 235, 'another address must be unaffected');
@@ -61,6 +63,8 @@ describe('brute-force ban', () => {
     assert.equal(banned.greeting.code, 554);
 
     await waitFor('the unban event', 20_000, () => box.logs().find((l) => l.event === 'unban' && l.address === ATTACKER), 200);
+    assert.equal(gauge(await scrape(box.url('/metrics')), 'relaybox_bans_active'), 0);
+    assert.equal((await box.get('/health')).body.bansActive, 0);
     // smtpd processes pick up the reloaded map as they are replaced: allow them a moment.
     await waitFor('a greeting for the former attacker', 5000, async () => {
       const { client, greeting } = await SmtpClient.connect(box.ports.smtp, { localAddress: ATTACKER });

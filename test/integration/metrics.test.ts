@@ -2,15 +2,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { counter, gauge, scrape as scrapeUrl } from '../helpers/metrics.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
-
-function value(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `) ? wanted.every((w) => l.includes(w)) : false);
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
-}
 
 async function session(box: Instance, port: 'submission' | 'submissions', password: string, from?: string) {
   const { client } = await SmtpClient.connect(box.ports[port], { tls: port === 'submissions', localAddress: '127.0.0.20' });
@@ -31,12 +26,7 @@ describe('/metrics', () => {
   });
 
   test('counters move by exactly the traffic driven; gauges report state; no addresses in labels', async () => {
-    const scrape = async () => {
-      const response = await fetch(box.url('/metrics'));
-      assert.equal(response.status, 200);
-      assert.match(response.headers.get('content-type') ?? '', /text\/plain/);
-      return response.text();
-    };
+    const scrape = () => scrapeUrl(box.url('/metrics'));
     const before = await scrape();
 
     await session(box, 'submission', PASSWORD, ALICE); // success, 1 accepted
@@ -51,12 +41,13 @@ describe('/metrics', () => {
 
     const after = await waitFor('the counters to settle', 10_000, async () => {
       const text = await scrape();
-      return value(text, 'relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }) - value(before, 'relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }) === 2 &&
-        value(text, 'relaybox_smtp_rejections_total', { reason: 'relay_denied' }) > value(before, 'relaybox_smtp_rejections_total', { reason: 'relay_denied' })
+      return counter(text, 'relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }) - counter(before, 'relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }) === 2 &&
+        counter(text, 'relaybox_smtp_rejections_total', { reason: 'relay_denied' }) > counter(before, 'relaybox_smtp_rejections_total', { reason: 'relay_denied' })
         ? text
         : undefined;
     }, 200);
-    const delta = (name: string, labels: Record<string, string> = {}) => value(after, name, labels) - value(before, name, labels);
+    // A labelled counter appears once incremented: absent before is 0, but after the traffic it must be there.
+    const delta = (name: string, labels: Record<string, string> = {}) => gauge(after, name, labels) - counter(before, name, labels);
     assert.equal(delta('relaybox_smtp_auth_total', { port: 'submission', result: 'success' }), 2);
     assert.equal(delta('relaybox_smtp_auth_total', { port: 'submission', result: 'failure' }), 1);
     assert.equal(delta('relaybox_smtp_auth_total', { port: 'submissions', result: 'success' }), 1);
@@ -66,18 +57,24 @@ describe('/metrics', () => {
     assert.equal(delta('relaybox_smtp_rejections_total', { reason: 'sender_mismatch' }), 1);
     assert.equal(delta('relaybox_deliveries_total', { destination: 'upstream', status: 'sent' }), 2);
 
-    assert.equal(value(after, 'relaybox_daemon_up', { daemon: 'postfix' }), 1);
-    assert.equal(value(after, 'relaybox_daemon_restarts', { daemon: 'dovecot' }), 0);
-    assert.equal(value(after, 'relaybox_probe_up', { check: 'sasl' }), 1);
-    assert.ok(value(after, 'relaybox_tls_certificate_expiry_timestamp_seconds') > Date.now() / 1000 + 86400 * 300);
-    assert.equal(value(after, 'relaybox_queue_messages', { queue: 'deferred' }), 0);
-    assert.equal(value(after, 'relaybox_bans_active'), 0);
+    // Gauges: a missing series fails (gauge() throws), it never reads as 0.
+    for (const daemon of ['postfix', 'dovecot']) {
+      assert.equal(gauge(after, 'relaybox_daemon_up', { daemon }), 1);
+      assert.equal(gauge(after, 'relaybox_daemon_restarts', { daemon }), 0);
+    }
+    assert.equal(gauge(after, 'relaybox_ready'), 1);
+    assert.equal(gauge(after, 'relaybox_probe_up', { check: 'sasl' }), 1);
+    assert.equal(gauge(after, 'relaybox_probe_up', { check: `submission:${box.ports.submission}` }), 1);
+    assert.ok(gauge(after, 'relaybox_probe_latency_seconds', { check: 'sasl' }) >= 0);
+    assert.ok(gauge(after, 'relaybox_tls_certificate_expiry_timestamp_seconds') > Date.now() / 1000 + 86400 * 300);
+    for (const queue of ['active', 'deferred', 'incoming', 'hold']) assert.equal(gauge(after, 'relaybox_queue_messages', { queue }), 0, queue);
+    assert.equal(gauge(after, 'relaybox_bans_active'), 0);
     assert.doesNotMatch(after, /@relaybox\.test|@outside\.example|127\.0\.0\.20/);
   });
 
   test('a restart is counted', async () => {
     const { readFileSync } = await import('node:fs');
     process.kill(Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8')), 'SIGKILL');
-    await waitFor('the restart to show', 20_000, async () => (value(await (await fetch(box.url('/metrics'))).text(), 'relaybox_daemon_restarts', { daemon: 'dovecot' }) === 1 ? true : undefined), 200);
+    await waitFor('the restart to show', 20_000, async () => (gauge(await scrapeUrl(box.url('/metrics')), 'relaybox_daemon_restarts', { daemon: 'dovecot' }) === 1 ? true : undefined), 200);
   });
 });

@@ -3,6 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, Sink, waitFor } from '../helpers/instance.ts';
+import { gauge, scrape } from '../helpers/metrics.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -124,25 +125,28 @@ describe('authenticated relay', () => {
 
 describe('mail queued while the upstream is down', () => {
   test('is kept across a restart and retried at start, each message exactly once', async () => {
-    const sink = await Sink.start();
-    sink.stop();
+    const sink = await Sink.create(); // not started: the upstream is down
     const box = await Instance.start({}, { sink });
     try {
       const { client } = await SmtpClient.connect(box.ports.submission);
       await client.ehlo();
       await client.starttls();
-      await client.authPlain(ALICE, PASSWORD);
+      assert.equal((await client.authPlain(ALICE, PASSWORD)).code, 235);
       for (const n of [1, 2, 3]) assert.equal((await client.send(ALICE, [OUTSIDE], message(ALICE, OUTSIDE, `queued-${n}`))).final.code, 250);
       await client.quit();
       await waitFor('the deliveries to be deferred', 10_000, () => (box.logs().filter((l) => /status=deferred/.test(String(l.msg))).length >= 3 ? true : undefined), 100);
+      // The deferred-queue gauge counts them (the queue manager moves each to deferred/ after the failed attempt).
+      await waitFor('relaybox_queue_messages{queue="deferred"} 3', 10_000, async () => (gauge(await scrape(box.url('/metrics')), 'relaybox_queue_messages', { queue: 'deferred' }) === 3 ? true : undefined), 200);
       assert.equal(await box.stop(), 0);
       await sink.resume();
       box.launch();
       await box.waitReady();
       await waitFor('all three at the upstream', 30_000, () => (sink.messages().length >= 3 ? true : undefined), 200);
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await box.waitQueueEmpty(); // nothing left to deliver: no duplicate can still arrive
       for (const n of [1, 2, 3]) assert.equal(sink.messages().filter((m) => m.includes(`Subject: queued-${n}`)).length, 1);
+      assert.equal(sink.messages().length, 3);
       assert.ok(box.logs().some((l) => l.event === 'queue_flush'));
+      assert.equal(gauge(await scrape(box.url('/metrics')), 'relaybox_queue_messages', { queue: 'deferred' }), 0);
     } finally {
       await box.destroy();
     }

@@ -2,6 +2,7 @@
 // any log line, HTTP body or check-config output; the files holding them are not world-readable.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { DOMAIN, Instance, PASSWORD, runCli, waitFor } from '../helpers/instance.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
@@ -42,6 +43,10 @@ describe('secrets hygiene', () => {
   test('the passwd-file is 0640 (group dovecot) and the relay password map 0600', () => {
     const passwd = statSync(`${box.stateDir}/dovecot/passwd`);
     assert.equal(passwd.mode & 0o777, 0o640);
+    const dovecotGid = Number(execFileSync('getent', ['group', 'dovecot'], { encoding: 'utf8' }).split(':')[2]);
+    assert.ok(Number.isInteger(dovecotGid) && dovecotGid > 0, 'no group dovecot on this host');
+    assert.equal(passwd.gid, dovecotGid, 'the passwd-file belongs to group dovecot');
+    assert.equal(passwd.uid, 0, 'the passwd-file belongs to root');
     const relay = statSync(`${box.stateDir}/postfix/relay_password`);
     assert.equal(relay.mode & 0o777, 0o600);
     assert.equal(statSync(`${box.stateDir}/tls/key.pem`).mode & 0o077, 0);

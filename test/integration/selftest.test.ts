@@ -24,7 +24,7 @@ describe('selftest', () => {
     assert.match(result.stdout, /unauthenticated relay on port \d+ is refused: 554/);
     assert.match(result.stdout, /reaches RCPT .*: 250/);
     assert.ok(!result.stdout.includes(PASSWORD));
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await box.waitQueueEmpty();
     assert.equal(box.sink.messages().length, before, 'the selftest sent a message');
   });
 

@@ -96,8 +96,33 @@ test('users become the passwd-file (0640, group dovecot), the login map and the 
   assert.ok(!mailboxes.content.includes('relay@other.example'), 'only local-domain users have mailboxes');
 });
 
-test('rendering is pure: same input, same output', () => {
-  assert.deepEqual(renderAll(input()), renderAll(input()));
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
+
+test('rendering is pure: the output depends on the input alone (not on earlier calls, the environment, the working directory or the clock) and the input is left unchanged', (t) => {
+  const a = deepFreeze(input()); // a renderer that writes to its input throws here (ES modules are strict)
+  const b = input({ MAIL_HOSTNAME: 'mx.other.example', MAIL_DOMAINS: 'other.example', MAIL_USERS: 'bob@other.example:{PLAIN}c', MAILBOX_QUOTA: '1G', RELAY_HOST: '[192.0.2.7]:2525' });
+  const first = renderAll(a);
+  assert.notDeepEqual(renderAll(b), first, 'another input renders differently');
+  const saved = { env: { ...process.env }, cwd: process.cwd() };
+  try {
+    // What an impure renderer might read instead of its input: the environment, the cwd, the date.
+    Object.assign(process.env, { MAIL_HOSTNAME: 'mx.other.example', MAIL_DOMAINS: 'other.example', STATE_DIR: '/elsewhere', TZ: 'Pacific/Kiritimati' });
+    process.chdir('/tmp');
+    t.mock.timers.enable({ apis: ['Date'], now: Date.UTC(2041, 6, 15, 12) });
+    assert.deepEqual(renderAll(a), first);
+  } finally {
+    t.mock.timers.reset();
+    process.chdir(saved.cwd);
+    for (const key of Object.keys(process.env)) if (!(key in saved.env)) delete process.env[key];
+    Object.assign(process.env, saved.env);
+  }
+  assert.deepEqual(renderAll(a), first);
 });
 
 test('aliases: virtual_alias_maps, catch-all keeps real users, senders may use aliases pointing to them', () => {
