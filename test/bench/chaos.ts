@@ -176,9 +176,10 @@ export async function chaosRun(): Promise<ChaosResults> {
   const reasons = () => {
     const text = execFileSync('postqueue', ['-c', paths.postfix, '-p'], { encoding: 'utf8' });
     const counts = new Map<string, number>();
-    for (const m of text.matchAll(/^\s+\((.+)\)$/gm)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
+    for (const m of text.matchAll(/^\s*\((.+)\)$/gm)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
     const entries = (text.match(/^[0-9A-F]{6,}[*!]?\s/gm) ?? []).length;
-    return [...counts.entries()].map(([r, n]) => `${n}× ${r.slice(0, 120)}`).concat(entries > [...counts.values()].reduce((a, n) => a + n, 0) ? [`${entries} queue entries in all`] : []);
+    const withReason = [...counts.values()].reduce((a, n) => a + n, 0);
+    return [...counts.entries()].map(([r, n]) => `${n}× ${r.slice(0, 120)}`).concat(entries > withReason ? [`${entries - withReason} without a deferral reason (incoming or active queue)`] : []);
   };
   let deferred: string[] = [];
   for (let waited = 0; queued() > 0 && waited < 60_000; waited += 500) await sleep(500);

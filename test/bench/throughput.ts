@@ -9,7 +9,7 @@ import { Baseline, queuedIn } from './baseline.ts';
 import { P, QUICK, USER, countingSink, drained, footprintSampler, httpPoller, loadOptions, log, onCleanup, runLoadgen, shuffle, startInstance, startTlsSink, type PollStats } from './common.ts';
 import { authOnce, ehloAfterTls, type LoadResult } from './loadgen.ts';
 import { cpuSeconds, groupsCpuSeconds, readPid } from './proc.ts';
-import { traceSleeps, type SleepEvent } from './stalls.ts';
+import { flowControlCheck, traceSleeps, type FlowCheck, type SleepEvent } from './stalls.ts';
 import { treeMemory, type TreeMemory } from './memory.ts';
 import { fmt, sleep } from './stats.ts';
 
@@ -35,6 +35,7 @@ export interface ThroughputResults {
   idle: { cpu: number; rssMax: number; rssMedian: number; seconds: number; poll: { health: PollStats; ready: PollStats } };
   tree: TreeMemory;
   tickets: { firstReply: Record<string, number[]>; load: Map<string, LoadResult[]> };
+  flow: FlowCheck[];
   mainCfDiff: string;
   errors: string[];
 }
@@ -170,7 +171,25 @@ export async function throughput(): Promise<ThroughputResults> {
     }
   }
   await stock.stop();
-  return { runs, sleeps, traced, idle, tree, tickets: { firstReply, load: ticketLoad }, mainCfDiff, errors };
+
+  // The stall mechanism on demand (stalls.ts): the queue manager paused for 3 s during 8 × 20, in
+  // relaybox and baseline (b), then in baseline (b) with Postfix's inflow control off.
+  log('flow control check');
+  const flowTarget = (label: string, port: number, masterPid: () => number | undefined, groups: () => number[]) => ({ label, port, masterPid, groups });
+  const flowRun = async (port: number) => {
+    await allDrained();
+    return runLoadgen(loadOptions(port, 8, 20, { durationMs: 7000 }));
+  };
+  const flow = await flowControlCheck(
+    [flowTarget('relaybox', inst.ports.submission, () => readPid(paths.masterPid), targets.relaybox.groups), flowTarget('baseline (b)', baseline.port, () => readPid(`${baseline.dir}/queue/pid/master.pid`), () => baseline.groups())],
+    flowRun,
+  );
+  execFileSync('postconf', ['-c', baseline.configDir, '-e', 'in_flow_delay = 0']);
+  execFileSync('postfix', ['-c', baseline.configDir, 'reload'], { stdio: 'ignore' });
+  await sleep(1500);
+  flow.push(...(await flowControlCheck([flowTarget('baseline (b) with in_flow_delay = 0', baseline.port, () => readPid(`${baseline.dir}/queue/pid/master.pid`), () => baseline.groups())], flowRun)));
+  for (const f of flow) log(`flow check ${f.label}: ${fmt(f.perSecond, 1)} msg/s, stalls ${JSON.stringify(f.stalls)}, ${f.sleeps.length} traced sleeps`);
+  return { runs, sleeps, traced, idle, tree, tickets: { firstReply, load: ticketLoad }, flow, mainCfDiff, errors };
 }
 
 /** `postconf -n` of both configurations, side by side where they differ (TLS, SASL, logging lines). */
