@@ -20,6 +20,8 @@ const DAEMON: Record<Kind, string> = { 'postfix master': 'postfix', 'postfix chi
  * after that. The smoke run kills each kind in turn at once instead.
  */
 const MIN_UPTIME_MS = QUICK ? 0 : 10_500;
+/** Each sender pauses this long after a message: mail keeps flowing without flooding the disk. */
+const PACE_MS = 40;
 
 export interface ChaosResults {
   kills: Array<{ kind: Kind; victim: string; recoveredMs: number }>;
@@ -93,6 +95,7 @@ export async function chaosRun(): Promise<ChaosResults> {
           acceptedByPort[s.port === 'smtp' ? '25' : '587'] += 1;
           seq += 1;
           id = `chaos-${n}-${seq}-${Date.now()}@bench.example`;
+          await sleep(PACE_MS);
         }
         await client.quit();
       } catch (error) {
@@ -174,7 +177,7 @@ export async function chaosRun(): Promise<ChaosResults> {
   const queued = () => queuedIn(paths.queue);
   let flushedByHand = false;
   const reasons = () => {
-    const text = execFileSync('postqueue', ['-c', paths.postfix, '-p'], { encoding: 'utf8' });
+    const text = execFileSync('postqueue', ['-c', paths.postfix, '-p'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
     const counts = new Map<string, number>();
     for (const m of text.matchAll(/^\s*\((.+)\)$/gm)) counts.set(m[1]!, (counts.get(m[1]!) ?? 0) + 1);
     const entries = (text.match(/^[0-9A-F]{6,}[*!]?\s/gm) ?? []).length;
@@ -188,8 +191,21 @@ export async function chaosRun(): Promise<ChaosResults> {
     deferred = reasons();
     log(`chaos: ${queued()} queue files after 60 s; postqueue -f`);
     execFileSync('postqueue', ['-c', paths.postfix, '-f']);
-    for (let waited = 0; queued() > 0 && waited < 60_000; waited += 500) await sleep(500);
+    // Until empty, or no change for 10 s (files a killed cleanup left half-written stay until Postfix removes them).
+    let last = queued();
+    let same = 0;
+    for (let waited = 0; queued() > 0 && waited < 60_000 && same < 10_000; waited += 500) {
+      await sleep(500);
+      same = queued() === last ? same + 500 : 0;
+      last = queued();
+    }
   }
+  const queueFiles = () => {
+    const out = execFileSync('find', ['incoming', 'active', 'deferred', 'maildrop', 'hold', '-type', 'f'], { cwd: paths.queue, encoding: 'utf8' });
+    const byDir = new Map<string, number>();
+    for (const line of out.split('\n').filter(Boolean)) byDir.set(line.split('/')[0]!, (byDir.get(line.split('/')[0]!) ?? 0) + 1);
+    return [...byDir.entries()].map(([dir, n]) => `${n} in ${dir}`);
+  };
   await sleep(1000);
   const counts = new Map<string, number>();
   const add = (text: string) => messageIds(text).filter((id) => id.startsWith('chaos-')).forEach((id) => counts.set(id, (counts.get(id) ?? 0) + 1));
@@ -214,7 +230,7 @@ export async function chaosRun(): Promise<ChaosResults> {
     stillQueued: queued(),
     flushedByHand,
     deferred,
-    queueAtEnd: queued() > 0 ? reasons() : [],
+    queueAtEnd: queued() > 0 ? [...reasons(), ...queueFiles()] : [],
     notReadyMs,
     durationMs,
     failures,

@@ -11,6 +11,7 @@
 //
 //   npm run bench                      # the full run (~35 minutes on 2 cores); writes BENCHMARKS.md
 //   node test/bench/run.ts --quick     # smoke: every measurement once, tiny load (writes only with --write)
+//   node test/bench/run.ts --only=auth,chaos   # some modules only (add --quick for a smoke run of them)
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { Sink } from '../helpers/instance.ts';
@@ -22,12 +23,17 @@ import { containerStartTrials } from './container.ts';
 import { daemonStartTrials } from './daemon-start.ts';
 import { importBreakdown } from './memory.ts';
 import { recoveryTrials } from './recovery.ts';
+import { empty } from './empty.ts';
 import { report } from './report.ts';
 import { startTrials } from './start.ts';
 import { CELLS, MAIN_TARGETS, key, throughput } from './throughput.ts';
 import { median } from './stats.ts';
 
-const WRITE = !QUICK || process.argv.includes('--write');
+/** `--only=start,recovery,container,milters,memory,throughput,auth,chaos`: a partial run (not written unless --write). */
+const ONLY = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const MODULES = ['start', 'recovery', 'container', 'milters', 'memory', 'throughput', 'auth', 'chaos'] as const;
+const wanted = (name: (typeof MODULES)[number]) => !ONLY || ONLY.includes(name);
+const WRITE = process.argv.includes('--write') || (!QUICK && !ONLY);
 const CHART = 'test/bench/throughput.svg';
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -47,16 +53,20 @@ async function main(): Promise<void> {
   };
   const sink = await Sink.start();
   onCleanup(() => sink.remove());
-  const start = await step('start, stop', () => startTrials(sink));
-  const recovery = await step('recovery', () => recoveryTrials(sink));
-  const container = await step('container', () => containerStartTrials(P.containerTrials, sink, log));
-  const milters = await step('milters', () => daemonStartTrials(sink));
-  const imports = await step('supervisor RSS by import', async () => importBreakdown());
-  const tp = await step('throughput', () => throughput());
+  if (ONLY) {
+    const unknown = ONLY.filter((name) => !(MODULES as readonly string[]).includes(name));
+    if (unknown.length) throw new Error(`--only: unknown ${unknown.join(', ')}; known: ${MODULES.join(', ')}`);
+  }
+  const start = wanted('start') ? await step('start, stop', () => startTrials(sink)) : empty.start();
+  const recovery = wanted('recovery') ? await step('recovery', () => recoveryTrials(sink)) : empty.recovery();
+  const container = wanted('container') ? await step('container', () => containerStartTrials(P.containerTrials, sink, log)) : empty.container();
+  const milters = wanted('milters') ? await step('milters', () => daemonStartTrials(sink)) : empty.milters();
+  const imports = wanted('memory') ? await step('supervisor RSS by import', async () => importBreakdown()) : [];
+  const tp = wanted('throughput') ? await step('throughput (also the idle footprint and process tree)', () => throughput()) : empty.throughput();
   await cleanup();
-  const auth = await step('auth hashes and cache', () => authTrials());
+  const auth = wanted('auth') ? await step('auth hashes and cache', () => authTrials()) : empty.auth();
   await cleanup();
-  const chaos = await step('chaos', () => chaosRun());
+  const chaos = wanted('chaos') ? await step('chaos', () => chaosRun()) : empty.chaos();
   await cleanup();
 
   const series = MAIN_TARGETS.map((t, i) => ({
@@ -69,7 +79,7 @@ async function main(): Promise<void> {
   }));
   const svg = throughputChart('Authenticated submissions on 587: messages/s (median, min–max)', CELLS.map(([c, m]) => `${c} × ${m}`), series);
   const seconds = (Date.now() - began) / 1000;
-  const text = report({ start, recovery, container, milters, imports, tp, auth, chaos, loadStart, seconds, chartFile: CHART });
+  const text = report({ start, recovery, container, milters, imports, tp, auth, chaos, loadStart, seconds, chartFile: CHART, only: ONLY });
   let analysis = '';
   try {
     analysis = readFileSync(`${HERE}analysis.md`, 'utf8');

@@ -7,7 +7,7 @@ import { SmtpClient, message } from '../helpers/smtp.ts';
 import { statePaths } from '../../src/render/paths.ts';
 import { queuedIn } from './baseline.ts';
 import { P, USER, events, log, onCleanup, readyBody, startInstance } from './common.ts';
-import { comm, pidsMentioning } from './proc.ts';
+import { comm, groupMembers, pidsMentioning, processGroup } from './proc.ts';
 import { fmt, sleep } from './stats.ts';
 
 /** ms after spawn of each phase boundary in one start. */
@@ -28,6 +28,8 @@ export interface StartTrial {
 
 export interface StopTrial {
   ms: number;
+  /** ms after SIGTERM when each daemon's last process was gone (polled every 10 ms). */
+  gone: Record<string, number>;
   queuedBefore: number;
   queuedAfter: number;
   leftover: string[];
@@ -107,11 +109,21 @@ export async function startTrials(sink: Sink): Promise<StartResults> {
     try {
       await sleep(300);
       const queuedBefore = queuedIn(queue);
+      const daemons = Object.entries((await readyBody(inst)).body.daemons ?? {}).flatMap(([name, d]) => (d.pid === undefined ? [] : [[name, processGroup(d.pid) ?? d.pid] as const]));
+      const gone: Record<string, number> = {};
       const s0 = performance.now();
-      const code = await inst.stop();
+      const stopped = inst.stop();
+      let exited = false;
+      void stopped.then(() => (exited = true));
+      while (!exited && performance.now() - s0 < 15_000) {
+        for (const [name, group] of daemons) if (gone[name] === undefined && groupMembers(group).length === 0) gone[name] = performance.now() - s0;
+        await sleep(10);
+      }
+      const code = await stopped;
       const ms = performance.now() - s0;
+      for (const [name, group] of daemons) if (gone[name] === undefined && groupMembers(group).length === 0) gone[name] = ms;
       const leftover = [...processesIn(inst.stateDir), ...pidsMentioning(inst.stateDir).map((pid) => `${pid} ${comm(pid)}`)];
-      out.stop.push({ ms, queuedBefore, queuedAfter: queuedIn(queue), leftover: [...new Set(leftover)], code });
+      out.stop.push({ ms, gone, queuedBefore, queuedAfter: queuedIn(queue), leftover: [...new Set(leftover)], code });
       inst.lines.length = 0;
       const wall0 = Date.now();
       const t0 = performance.now();
