@@ -35,6 +35,8 @@ export interface ChaosResults {
   flushedByHand: boolean;
   /** Deferral reasons (postqueue -p) of what was still queued 60 s after the last kill, and at the end. */
   deferred: string[];
+  /** Queue files 60 s after the last kill (before any flush by hand). */
+  queuedAfter60: number;
   queueAtEnd: string[];
   notReadyMs: number;
   durationMs: number;
@@ -186,6 +188,7 @@ export async function chaosRun(): Promise<ChaosResults> {
   };
   let deferred: string[] = [];
   for (let waited = 0; queued() > 0 && waited < 60_000; waited += 500) await sleep(500);
+  const queuedAfter60 = queued();
   if (queued() > 0) {
     flushedByHand = true;
     deferred = reasons();
@@ -230,6 +233,7 @@ export async function chaosRun(): Promise<ChaosResults> {
     stillQueued: queued(),
     flushedByHand,
     deferred,
+    queuedAfter60,
     queueAtEnd: queued() > 0 ? [...reasons(), ...queueFiles()] : [],
     notReadyMs,
     durationMs,

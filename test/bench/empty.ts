@@ -27,5 +27,5 @@ export const empty = {
     errors: [],
   }),
   auth: (): AuthResults => ({ cells: new Map(), hashes: {} as AuthResults['hashes'], errors: [] }),
-  chaos: (): ChaosResults => ({ kills: [], accepted: 0, acceptedByPort: { '587': 0, '25': 0 }, arrived: 0, lost: [], duplicates: 0, arrivedWithout250: 0, stillQueued: 0, flushedByHand: false, deferred: [], queueAtEnd: [], notReadyMs: Number.NaN, durationMs: Number.NaN, failures: {}, restarts: {}, healthy: false }),
+  chaos: (): ChaosResults => ({ kills: [], accepted: 0, acceptedByPort: { '587': 0, '25': 0 }, arrived: 0, lost: [], duplicates: 0, arrivedWithout250: 0, stillQueued: 0, flushedByHand: false, deferred: [], queuedAfter60: 0, queueAtEnd: [], notReadyMs: Number.NaN, durationMs: Number.NaN, failures: {}, restarts: {}, healthy: false }),
 };

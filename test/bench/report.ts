@@ -323,8 +323,8 @@ export function report(r: AllResults): string {
   L.push(`| **lost** (250 but never arrived) | **${c.lost.length}**${c.lost.length ? ` (${c.lost.slice(0, 3).join(', ')}…)` : ''} |`);
   L.push(`| duplicates (arrived more than once) | ${c.duplicates} |`);
   L.push(`| arrived without a 250 (cut after the end of DATA, then resent) | ${c.arrivedWithout250} |`);
-  L.push(`| still queued at the end | ${c.stillQueued}${c.stillQueued ? ` (${c.queueAtEnd.join('; ')})` : ''} |`);
-  L.push(`| queue 60 s after the last kill | ${c.flushedByHand ? `${c.deferred.length} deferred, then flushed by hand (\`postqueue -f\`): ${c.deferred.join('; ')}` : 'empty'} |`);
+  L.push(`| still queued at the end | ${c.stillQueued}${c.stillQueued ? ` (${c.queueAtEnd.join('; ')}; files in incoming that \`postqueue -p\` does not list are messages a killed process never finished writing, which got no 250)` : ''} |`);
+  L.push(`| queue 60 s after the last kill | ${c.flushedByHand ? `${c.queuedAfter60} queue files, then flushed by hand (\`postqueue -f\`); deferral reasons: ${c.deferred.join('; ')}` : 'empty'} |`);
   L.push(`| sender failures, by kind (each retried) | ${Object.entries(c.failures).map(([k, n]) => `${k}: ${n}`).join(', ') || 'none'} |`);
   L.push('');
   L.push('| killed | kills | recovery median | max | not recovered in 30 s |');

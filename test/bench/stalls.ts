@@ -6,6 +6,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { readdirSync } from 'node:fs';
+import { onCleanup } from './common.ts';
 import { comm, processGroup } from './proc.ts';
 import { sleep } from './stats.ts';
 
@@ -58,7 +59,9 @@ export function traceSleeps(groupsOf: Record<string, () => number[]>): { stop: (
   const file = `/tmp/rbbench-perf-${process.pid}-${Date.now()}.txt`;
   // nanosleep is left out: Go runtimes (dockerd) call it thousands of times a second, and the
   // stacks copied for them would crowd out the rest; glibc's sleep() is clock_nanosleep.
-  const perf: ChildProcess = spawn('perf', ['trace', '-a', '-m', '1024', '--duration', '900', '-e', 'clock_nanosleep,select,pselect6', '--call-graph', 'dwarf,8192', '-o', file], { stdio: 'ignore' });
+  // Under `timeout`, so that a bench killed with -9 leaves no system-wide trace running for long.
+  const perf: ChildProcess = spawn('timeout', ['900', 'perf', 'trace', '-a', '-m', '1024', '--duration', '900', '-e', 'clock_nanosleep,select,pselect6', '--call-graph', 'dwarf,8192', '-o', file], { stdio: 'ignore' });
+  onCleanup(() => void perf.kill('SIGINT'));
   const owner = new Map<number, { target: string; comm: string }>();
   let running = true;
   const sampler = (async () => {

@@ -119,7 +119,7 @@ export async function throughput(): Promise<ThroughputResults> {
       const groups = target.groups();
       const cpu0 = groupsCpuSeconds(groups);
       const sup0 = target.instance ? cpuSeconds(target.instance.child!.pid!) : 0;
-      const tracer = key(c, m) === HEAVIEST && t !== 'ceiling' ? traceSleeps({ [t]: target.groups }) : undefined;
+      const tracer = key(c, m) === HEAVIEST ? traceSleeps({ [t]: target.groups }) : undefined;
       let result: LoadResult | undefined;
       try {
         result = await runLoadgen(loadOptions(target.port, c, m));
