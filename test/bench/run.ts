@@ -12,6 +12,7 @@
 //   npm run bench                      # the full run (~35 minutes on 2 cores); writes BENCHMARKS.md
 //   node test/bench/run.ts --quick     # smoke: every measurement once, tiny load (writes only with --write)
 //   node test/bench/run.ts --only=auth,chaos   # some modules only (add --quick for a smoke run of them)
+//   node test/bench/run.ts --only=throughput --reps=1   # one full-size repetition per cell
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { Sink } from '../helpers/instance.ts';
