@@ -187,10 +187,12 @@ export interface PollStats {
   p99: number;
   samples: number;
   failures: number;
+  /** Every latency (ms), so that runs can be pooled. */
+  values: number[];
 }
 
 export function pollStats(latencies: number[], failures: number): PollStats {
-  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: latencies.length, failures };
+  return { p50: percentile(latencies, 50), p99: percentile(latencies, 99), samples: latencies.length, failures, values: latencies };
 }
 
 /** Polls /health and /ready alternately (fresh connection each time) until stopped. */

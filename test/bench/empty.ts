@@ -7,7 +7,7 @@ import { VICTIMS, type RecoveryResults, type Victim } from './recovery.ts';
 import type { StartResults } from './start.ts';
 import type { ThroughputResults } from './throughput.ts';
 
-const none = { p50: Number.NaN, p99: Number.NaN, samples: 0, failures: 0 };
+const none = { p50: Number.NaN, p99: Number.NaN, samples: 0, failures: 0, values: [] };
 const byVictim = <T>(make: () => T) => Object.fromEntries(VICTIMS.map((v) => [v, make()])) as Record<Victim, T>;
 
 export const empty = {

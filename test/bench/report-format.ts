@@ -26,3 +26,9 @@ export const medOf = (runs: Run[] | undefined, f: (r: Run) => number | undefined
   return v.length ? fmt(median(v), d) : 'n/a';
 };
 
+
+/** p99 over every sample of the runs pooled, with the sample count and failed polls. */
+export function pooledP99(runs: Run[] | undefined, path: 'health' | 'ready'): { p99: number; samples: number; failures: number } {
+  const values = (runs ?? []).flatMap((r) => r.poll[path].values);
+  return { p99: percentile(values, 99), samples: values.length, failures: (runs ?? []).reduce((a, r) => a + r.poll[path].failures, 0) };
+}

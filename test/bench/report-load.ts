@@ -4,7 +4,7 @@ import { CACHE_LINES, SCHEMES } from './auth.ts';
 import { recoveryByKind } from './chaos.ts';
 import { MESSAGE_SIZE, P } from './common.ts';
 import type { AllResults } from './report.ts';
-import { NAMES, medOf, medP95, perSecond, rate } from './report-format.ts';
+import { NAMES, medOf, medP95, perSecond, pooledP99, rate } from './report-format.ts';
 import { CELLS, HEAVIEST, MAIN_TARGETS, UNSIGNED_CELLS, key, type Run, type Target } from './throughput.ts';
 import { fmt, median } from './stats.ts';
 
@@ -17,7 +17,7 @@ export function loadSections(r: AllResults, L: string[]): void {
   L.push('');
   L.push(`![messages/s per cell](${r.chartFile})`);
   L.push('');
-  L.push(`Each cell ran ${P.reps} times per target, every (cell, target) run in a shuffled order per repetition; each run ${P.warmupMs / 1000} s warm-up + ${P.durationMs / 1000} s measured. messages/s: median (min–max). Latency p50 / p99 (ms) and CPU: medians over the runs. Baseline (b) signs with OpenDKIM like relaybox (relaybox's rendered OpenDKIM configuration and key) and uses relaybox's TLS settings (no TLS 1.3 tickets). The /health + /ready poller (every 50 ms, fresh connections) runs during every run, whatever the target; its figures are from the relaybox runs.`);
+  L.push(`Each cell ran ${P.reps} times per target, every (cell, target) run in a shuffled order per repetition; each run ${P.warmupMs / 1000} s warm-up + ${P.durationMs / 1000} s measured. messages/s: median (min–max). Latency p50 / p99 (ms) and CPU: medians over the runs. Baseline (b) signs with OpenDKIM like relaybox (relaybox's rendered OpenDKIM configuration and key) and uses relaybox's TLS settings (no TLS 1.3 tickets). The /health + /ready poller (/health, then /ready, then a 50 ms pause, over and over; fresh connections) runs during every run, whatever the target; its p99 columns pool every request of the cell's relaybox runs.`);
   L.push('');
   L.push('| clients × msgs/conn | ceiling (a) | baseline (b) | relaybox | relaybox / (b) | ≥ 95% | latency (b) | latency relaybox | CPU ms/msg (b) | CPU ms/msg relaybox: daemons + supervisor | /health p99 | /ready p99 | supervisor RSS max MiB | ≥0.9 s stalls (b) / relaybox |');
   L.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
@@ -31,7 +31,7 @@ export function loadSections(r: AllResults, L: string[]): void {
     const [a, b, x] = MAIN_TARGETS.map((t) => runsOf(c, m, t));
     const ratio = perSecond(x).median / perSecond(b).median;
     L.push(
-      `| ${c} × ${m} | ${rate(a)} | ${rate(b)} | ${rate(x)} | ${fmt(ratio * 100, 0)}% | ${Number.isFinite(ratio) ? (ratio >= 0.95 ? 'yes' : '**no**') : 'n/a'} | ${medOf(b, (q) => q.result.p50)} / ${medOf(b, (q) => q.result.p99)} | ${medOf(x, (q) => q.result.p50)} / ${medOf(x, (q) => q.result.p99)} | ${medOf(b, (q) => q.cpu?.daemons, 2)} | ${medOf(x, (q) => q.cpu?.daemons, 2)} + ${medOf(x, (q) => q.cpu?.supervisor, 2)} | ${medOf(x, (q) => q.poll.health.p99)} | ${medOf(x, (q) => q.poll.ready.p99)} | ${fmt(maxOf((x ?? []).map((q) => q.supervisor?.rssMax ?? Number.NaN).filter(Number.isFinite)), 1)} | ${stalls(b)} / ${stalls(x)} |`,
+      `| ${c} × ${m} | ${rate(a)} | ${rate(b)} | ${rate(x)} | ${fmt(ratio * 100, 0)}% | ${Number.isFinite(ratio) ? (ratio >= 0.95 ? 'yes' : '**no**') : 'n/a'} | ${medOf(b, (q) => q.result.p50)} / ${medOf(b, (q) => q.result.p99)} | ${medOf(x, (q) => q.result.p50)} / ${medOf(x, (q) => q.result.p99)} | ${medOf(b, (q) => q.cpu?.daemons, 2)} | ${medOf(x, (q) => q.cpu?.daemons, 2)} + ${medOf(x, (q) => q.cpu?.supervisor, 2)} | ${fmt(pooledP99(x, 'health').p99, 1)} | ${fmt(pooledP99(x, 'ready').p99, 1)} | ${fmt(maxOf((x ?? []).map((q) => q.supervisor?.rssMax ?? Number.NaN).filter(Number.isFinite)), 1)} | ${stalls(b)} / ${stalls(x)} |`,
     );
   }
   if (tp.errors.length) L.push('', `Failed runs: ${tp.errors.map((e) => `\`${e.slice(0, 160)}\``).join('; ')}`);
