@@ -29,6 +29,8 @@ export interface AllResults {
   chartFile: string;
   /** A partial run (--only): the modules that ran. */
   only?: string[];
+  /** Modules that failed (their sections show n/a). */
+  failed: string[];
 }
 
 function versions() {
@@ -77,6 +79,7 @@ export function report(r: AllResults): string {
   const runsOf = (c: number, m: number, t: Target) => tp.runs.get(key(c, m, t));
   L.push(`# relaybox benchmarks${QUICK ? ' (--quick smoke run: single trials, tiny load; not representative)' : ''}`);
   L.push('');
+  if (r.failed.length) L.push(`**Failed modules (their figures show n/a): ${r.failed.map((f) => `\`${f.slice(0, 200)}\``).join('; ')}**`, '');
   if (r.only) L.push(`**Partial run: only ${r.only.join(', ')}** (\`--only\`); everything else shows n/a.`, '');
   L.push(`- Date: ${v.date}; commit ${v.commit}${v.dirty ? ' (src/ had uncommitted changes; dist/ as built from the working tree)' : ''}; the run took ${fmt(r.seconds / 60, 1)} minutes`);
   L.push(`- Load average (1 min) at the start and the end of the run: ${r.loadStart} and ${loadavg()[0]!.toFixed(2)} (anything above ~0.5 at the start means other work shared the machine and single figures are noisy)`);

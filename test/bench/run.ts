@@ -19,7 +19,7 @@ import { Sink } from '../helpers/instance.ts';
 import { authTrials } from './auth.ts';
 import { throughputChart } from './chart.ts';
 import { chaosRun } from './chaos.ts';
-import { HERE, P, QUICK, ROOT, cleanup, log, onCleanup } from './common.ts';
+import { HERE, P, QUICK, ROOT, cleanup, log } from './common.ts';
 import { containerStartTrials } from './container.ts';
 import { daemonStartTrials } from './daemon-start.ts';
 import { importBreakdown } from './memory.ts';
@@ -37,10 +37,16 @@ const wanted = (name: (typeof MODULES)[number]) => !ONLY || ONLY.includes(name);
 const WRITE = process.argv.includes('--write') || (!QUICK && !ONLY);
 const CHART = 'test/bench/throughput.svg';
 
+/** The start, recovery, container and milter modules' upstream; removed at the very end. */
+let sharedSink: Sink | undefined;
+
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     log(`${signal}: cleaning up`);
-    void cleanup().then(() => process.exit(130));
+    void cleanup().then(() => {
+      sharedSink?.remove();
+      process.exit(130);
+    });
   });
 }
 
@@ -48,27 +54,38 @@ async function main(): Promise<void> {
   const began = Date.now();
   const loadStart = loadavg()[0]!.toFixed(2);
   log(`${QUICK ? 'quick smoke run' : 'full run'}; load average ${loadStart}`);
-  const step = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+  // A module that fails is reported (and the exit code is 1) instead of losing the whole run.
+  const failed: string[] = [];
+  const step = async <T>(name: string, f: () => Promise<T>, placeholder: () => T): Promise<T> => {
     log(`== ${name} (${Math.round((Date.now() - began) / 1000)} s into the run)`);
-    return f();
+    try {
+      return await f();
+    } catch (error) {
+      log(`${name} failed: ${(error as Error).stack ?? error}`);
+      failed.push(`${name}: ${(error as Error).message.split('\n')[0]}`);
+      await cleanup();
+      return placeholder();
+    }
   };
   const sink = await Sink.start();
-  onCleanup(() => sink.remove());
+  sharedSink = sink;
   if (ONLY) {
     const unknown = ONLY.filter((name) => !(MODULES as readonly string[]).includes(name));
     if (unknown.length) throw new Error(`--only: unknown ${unknown.join(', ')}; known: ${MODULES.join(', ')}`);
   }
-  const start = wanted('start') ? await step('start, stop', () => startTrials(sink)) : empty.start();
-  const recovery = wanted('recovery') ? await step('recovery', () => recoveryTrials(sink)) : empty.recovery();
-  const container = wanted('container') ? await step('container', () => containerStartTrials(P.containerTrials, sink, log)) : empty.container();
-  const milters = wanted('milters') ? await step('milters', () => daemonStartTrials(sink)) : empty.milters();
-  const imports = wanted('memory') ? await step('supervisor RSS by import', async () => importBreakdown()) : [];
-  const tp = wanted('throughput') ? await step('throughput (also the idle footprint and process tree)', () => throughput()) : empty.throughput();
+  // The shared sink must outlive the modules' own cleanups: it is removed last, by hand.
+  const start = wanted('start') ? await step('start, stop', () => startTrials(sink), empty.start) : empty.start();
+  const recovery = wanted('recovery') ? await step('recovery', () => recoveryTrials(sink), empty.recovery) : empty.recovery();
+  const container = wanted('container') ? await step('container', () => containerStartTrials(P.containerTrials, sink, log), empty.container) : empty.container();
+  const milters = wanted('milters') ? await step('milters', () => daemonStartTrials(sink), empty.milters) : empty.milters();
+  const imports = wanted('memory') ? await step('supervisor RSS by import', async () => importBreakdown(), () => []) : [];
+  const tp = wanted('throughput') ? await step('throughput (also the idle footprint and process tree)', () => throughput(), empty.throughput) : empty.throughput();
   await cleanup();
-  const auth = wanted('auth') ? await step('auth hashes and cache', () => authTrials()) : empty.auth();
+  const auth = wanted('auth') ? await step('auth hashes and cache', () => authTrials(), empty.auth) : empty.auth();
   await cleanup();
-  const chaos = wanted('chaos') ? await step('chaos', () => chaosRun()) : empty.chaos();
+  const chaos = wanted('chaos') ? await step('chaos', () => chaosRun(), empty.chaos) : empty.chaos();
   await cleanup();
+  sink.remove();
 
   const series = MAIN_TARGETS.map((t, i) => ({
     name: ['ceiling (a)', 'baseline (b)', 'relaybox'][i]!,
@@ -80,7 +97,7 @@ async function main(): Promise<void> {
   }));
   const svg = throughputChart('Authenticated submissions on 587: messages/s (median, min–max)', CELLS.map(([c, m]) => `${c} × ${m}`), series);
   const seconds = (Date.now() - began) / 1000;
-  const text = report({ start, recovery, container, milters, imports, tp, auth, chaos, loadStart, seconds, chartFile: CHART, only: ONLY });
+  const text = report({ start, recovery, container, milters, imports, tp, auth, chaos, loadStart, seconds, chartFile: CHART, only: ONLY, failed });
   let analysis = '';
   try {
     analysis = readFileSync(`${HERE}analysis.md`, 'utf8');
@@ -94,13 +111,18 @@ async function main(): Promise<void> {
     writeFileSync(`${ROOT}${CHART}`, svg);
   } else writeFileSync('/tmp/relaybox-bench-quick.svg', svg);
   log(`done in ${Math.round(seconds)} s${WRITE ? `; wrote BENCHMARKS.md and ${CHART}` : '; chart in /tmp/relaybox-bench-quick.svg'}`);
+  if (failed.length) {
+    log(`FAILED modules: ${failed.join('; ')}`);
+    process.exitCode = 1;
+  }
 }
 
 main().then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   async (error) => {
     log(`failed: ${(error as Error).stack ?? error}`);
     await cleanup();
+    sharedSink?.remove();
     process.exit(1);
   },
 );
