@@ -17,7 +17,7 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Trials and durations: the full run, or a smoke run that exercises every measurement once. */
 export const P = QUICK
   ? { startCold: 1, startWarm: 2, recoveryTrials: 1, containerTrials: 1, idleMs: 3000, warmupMs: 300, durationMs: 1000, reps: 1, rspamdCold: 1, rspamdWarm: 1, opendkimTrials: 1, rssTrials: 1, authSerial: 3, authReps: 1, authMs: 1000, chaosKills: 8, pause: 200 }
-  : { startCold: 10, startWarm: 20, recoveryTrials: 10, containerTrials: 10, idleMs: 30_000, warmupMs: 1000, durationMs: 4000, reps: 5, rspamdCold: 3, rspamdWarm: 10, opendkimTrials: 10, rssTrials: 5, authSerial: 20, authReps: 3, authMs: 3000, chaosKills: 120, pause: 700 };
+  : { startCold: 10, startWarm: 20, recoveryTrials: 10, containerTrials: 10, idleMs: 30_000, warmupMs: 1000, durationMs: 4000, reps: 5, rspamdCold: 3, rspamdWarm: 10, opendkimTrials: 10, rssTrials: 5, authSerial: 50, authReps: 3, authMs: 3000, chaosKills: 120, pause: 700 };
 /** `--reps=N`: throughput repetitions per cell, for a shorter check of the full-size runs (the report says how many ran). */
 const REPS = Number(process.argv.find((a) => a.startsWith('--reps='))?.slice('--reps='.length));
 if (Number.isInteger(REPS) && REPS > 0) P.reps = REPS;

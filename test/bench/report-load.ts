@@ -8,6 +8,17 @@ import { NAMES, medOf, medP95, perSecond, pooledP99, rate } from './report-forma
 import { CELLS, HEAVIEST, MAIN_TARGETS, UNSIGNED_CELLS, key, type Run, type Target } from './throughput.ts';
 import { fmt, median } from './stats.ts';
 
+/** A hash's scheme and parameters without its salt and digest, e.g. {ARGON2ID}$argon2id$v=19$m=65536,t=3,p=1. */
+function hashParameters(hash: string): string {
+  const parts = hash.split('$');
+  const kept = [parts[0]!];
+  for (const part of parts.slice(1)) {
+    if (!/^([0-9a-z]{1,8}|[a-z]=[0-9]+(,[a-z]=[0-9]+)*)$/.test(part)) break;
+    kept.push(part);
+  }
+  return kept.join('$');
+}
+
 export function loadSections(r: AllResults, L: string[]): void {
   const { tp, auth, chaos } = r;
   const runsOf = (c: number, m: number, t: Target) => tp.runs.get(key(c, m, t));
@@ -111,7 +122,7 @@ export function loadSections(r: AllResults, L: string[]): void {
   // ---------------------------------------------------------------- auth
   L.push('## Authentication cost by password hash, and Dovecot\'s auth cache');
   L.push('');
-  L.push(`One relaybox instance, one user per scheme (hash made by \`doveadm pw -s SCHEME\` with Dovecot's defaults, as \`relaybox hash-password\` does; ${SCHEMES.map((s) => (auth.hashes[s] ? `\`${auth.hashes[s].split('$').slice(0, 4).join('$')}$…\`` : s)).join(', ')}). "Cache on" appends \`${CACHE_LINES.join('`, `')}\` to the rendered dovecot.conf (reloaded with SIGHUP); "off" is relaybox as rendered. AUTH latency: AUTH PLAIN → 235 over ${P.authSerial} fresh sessions one after another (the first one fills the cache); Dovecot CPU per AUTH over the same sessions; throughput: 8 clients × 1 message per session (an AUTH per message), ${P.authReps} runs of ${P.authMs / 1000} s per row, shuffled.`);
+  L.push(`One relaybox instance, one user per scheme (hash made by \`doveadm pw -s SCHEME\` with Dovecot's defaults, as \`relaybox hash-password\` does; ${SCHEMES.map((s) => (auth.hashes[s] ? `\`${hashParameters(auth.hashes[s])}$…\`` : s)).join(', ')}). "Cache on" appends \`${CACHE_LINES.join('`, `')}\` to the rendered dovecot.conf (reloaded with SIGHUP); "off" is relaybox as rendered. AUTH latency: AUTH PLAIN → 235 over ${P.authSerial} fresh sessions one after another (the first one fills the cache); Dovecot CPU per AUTH over the same sessions (from /proc, in 10 ms ticks); throughput: 8 clients × 1 message per session (an AUTH per message), ${P.authReps} runs of ${P.authMs / 1000} s per row, shuffled.`);
   L.push('');
   L.push('| scheme | auth cache | AUTH → 235, median / p95 | Dovecot CPU ms per AUTH | 8 × 1 msg/s, median (min–max) | errors | Dovecot RSS max under load |');
   L.push('| --- | --- | --- | --- | --- | --- | --- |');
