@@ -53,8 +53,11 @@ export async function containerStartTrials(trials: number, sink: Sink, log: (m: 
     return out;
   }
   let imageId = '?';
+  let fullId = image;
   try {
-    imageId = (await docker(['image', 'inspect', image, '--format', '{{.Id}}'])).replace('sha256:', '').slice(0, 12);
+    // By ID: the tag may be moved to a newer build by other work on the machine during the run.
+    fullId = await docker(['image', 'inspect', image, '--format', '{{.Id}}']);
+    imageId = fullId.replace('sha256:', '').slice(0, 12);
   } catch {
     out.note = `not measured: image ${image} not present`;
     return out;
@@ -67,7 +70,10 @@ export async function containerStartTrials(trials: number, sink: Sink, log: (m: 
   out.healthNote = startInterval
     ? `with the image's 30 s interval and \`--health-start-interval=100ms\` (compose: \`start_interval\`) during a 30 s start period`
     : `this engine (API ${api}) has no \`start_interval\` (needs API 1.44, Engine 25): measured with \`--health-interval=250ms\`; with the image's 30 s interval healthy would come at ≈30 s`;
-  out.note = `image \`${image}\` (${imageId}), host network, compose.yaml's security options, fresh anonymous volume each trial`;
+  const images = [`\`${image}\` (${imageId})`];
+  const describe = () => `image ${images.join(', then ')}, host network, compose.yaml's security options, fresh anonymous volume each trial`;
+  out.note = describe();
+  let replaced = 0;
   for (let i = 0; i < trials; i++) {
     const ports = await freePorts();
     const env = { ...instanceEnv(ports, sink.port), MAIL_USERS: `alice@${DOMAIN}:${hashOf(PASSWORD)}` };
@@ -79,7 +85,7 @@ export async function containerStartTrials(trials: number, sink: Sink, log: (m: 
         ...['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'SETUID', 'SETGID', 'NET_BIND_SERVICE', 'KILL', 'SYS_CHROOT'].flatMap((cap) => ['--cap-add', cap]),
         '-v', '/var/lib/relaybox', ...healthArgs, '--label', 'relaybox.bench=1',
         ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
-        image,
+        fullId,
       ]);
       const t0 = performance.now();
       await docker(['start', id]);
@@ -91,7 +97,20 @@ export async function containerStartTrials(trials: number, sink: Sink, log: (m: 
       if (Number.isFinite(healthy)) out.healthy.push(healthy);
       log(`container start->ready ${i + 1}/${trials}: ${Math.round(ready)} ms, healthy ${Math.round(healthy)} ms`);
     } catch (error) {
-      out.errors.push(`container: ${(error as Error).message.split('\n')[0]}`);
+      // execFile's message repeats the whole command line; the reason is on stderr.
+      const e = error as Error & { stderr?: string };
+      const reason = (e.stderr?.trim() || e.message).split('\n')[0]!;
+      // Other work on the machine may replace the test image between trials: take the new one and redo the trial.
+      const next = /No such image|not found/i.test(reason) && replaced < 3 ? await findImage().catch(() => undefined) : undefined;
+      const nextId = next ? await docker(['image', 'inspect', next, '--format', '{{.Id}}']).catch(() => undefined) : undefined;
+      if (next && nextId && nextId !== fullId) {
+        replaced += 1;
+        fullId = nextId;
+        images.push(`\`${next}\` (${nextId.replace('sha256:', '').slice(0, 12)}, the first was removed during the run)`);
+        out.note = describe();
+        log(`container: image replaced during the run, now ${next}`);
+        i -= 1;
+      } else out.errors.push(`container: ${reason}`);
     } finally {
       if (id) await docker(['rm', '-f', '-v', id]).catch(() => undefined);
     }
