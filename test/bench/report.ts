@@ -131,7 +131,8 @@ export function report(r: AllResults): string {
   L.push('| --- | --- | --- | --- |');
   L.push(`| SIGTERM → supervisor exit | ${medP95(stops)} | ${stops.length} | warm instance with one message held in the queue (its upstream refuses connections); queue files after exit ≥ before in ${kept} of ${start.stop.length}; no process of the STATE_DIR left (by working directory or command line) in ${clean} of ${start.stop.length}; exit code 0 in ${start.stop.filter((s) => s.code === 0).length} |`);
   const goneNames = [...new Set(start.stop.flatMap((x) => Object.keys(x.gone)))].sort();
-  if (goneNames.length) L.push(`| … each daemon's last process gone after SIGTERM | ${goneNames.map((name) => `${name} ${fmt(median(start.stop.map((x) => x.gone[name] ?? Number.NaN).filter(Number.isFinite)))}`).join(', ')} ms (medians) | ${stops.length} | the supervisor stops them in reverse start order, then exits |`);
+  const goneOf = (name: string) => start.stop.map((x) => x.gone[name] ?? Number.NaN).filter(Number.isFinite);
+  if (goneNames.length) L.push(`| … each daemon's last process gone after SIGTERM, median / max | ${goneNames.map((name) => `${name} ${fmt(median(goneOf(name)))} / ${fmt(Math.max(...goneOf(name)))}`).join(', ')} ms | ${stops.length} | the supervisor stops Postfix first, then the daemons it needs, then exits |`);
   L.push(`| container start → /ready 200 | ${container.ready.length ? medP95(container.ready) : container.note} | ${container.ready.length} | ${container.ready.length ? container.note : ''} |`);
   L.push(`| container start → healthy | ${container.healthy.length ? medP95(container.healthy) : 'n/a'} | ${container.healthy.length} | ${container.healthNote} |`);
   for (const victim of VICTIMS) {
