@@ -86,3 +86,46 @@ export function groupsCpuSeconds(groups: number[]): number {
   }
   return total;
 }
+
+/** RSS and PSS (MiB) of one process from /proc/PID/smaps_rollup; zeros once it is gone. */
+export function memoryOf(pid: number): { rss: number; pss: number } {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) / 1024;
+    return { rss: field('Rss'), pss: field('Pss') };
+  } catch {
+    return { rss: 0, pss: 0 };
+  }
+}
+
+/** Summed RSS and PSS of the live members of the given process groups, with the process count. */
+export function groupsMemory(groups: number[]): { rss: number; pss: number; processes: number } {
+  const wanted = new Set(groups);
+  const out = { rss: 0, pss: 0, processes: 0 };
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    const group = processGroup(pid);
+    if (group === undefined || !wanted.has(group)) continue;
+    const m = memoryOf(pid);
+    if (m.rss === 0) continue; // kernel thread or gone
+    out.rss += m.rss;
+    out.pss += m.pss;
+    out.processes += 1;
+  }
+  return out;
+}
+
+/** Live pids whose command line mentions `text` (e.g. a STATE_DIR), this process excluded. */
+export function pidsMentioning(text: string): number[] {
+  return readdirSync('/proc')
+    .filter((entry) => /^\d+$/.test(entry) && Number(entry) !== process.pid)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(text) && statFields(pid)?.[0] !== 'Z';
+      } catch {
+        return false;
+      }
+    });
+}
