@@ -60,7 +60,7 @@ async function checkConfig(args: string[]): Promise<void> {
 }
 
 async function hashPasswordCommand(args: string[]): Promise<void> {
-  const { values } = parseArgs({ args, options: { scheme: { type: 'string', default: 'ARGON2ID' } } });
+  const { values } = parseArgs({ args, options: { scheme: { type: 'string', default: 'BLF-CRYPT' } } });
   const scheme = HASH_SCHEMES.find((s) => s === values.scheme.toUpperCase());
   if (!scheme) fail([`hash-password: --scheme ${values.scheme} is not supported; use one of ${HASH_SCHEMES.join(', ')}`]);
   if (process.stdin.isTTY) process.stderr.write('Password (then Enter): ');

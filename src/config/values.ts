@@ -83,7 +83,7 @@ export function parseRelayHost(raw: string): Parsed<HostPort> {
 const PASSWORD_SCHEMES = ['ARGON2ID', 'ARGON2I', 'BLF-CRYPT', 'SHA512-CRYPT', 'SHA256-CRYPT', 'PLAIN'] as const;
 
 /** The schemes `relaybox hash-password` makes. */
-export const HASH_SCHEMES = ['ARGON2ID', 'BLF-CRYPT', 'SHA512-CRYPT'] as const;
+export const HASH_SCHEMES = ['BLF-CRYPT', 'SHA512-CRYPT', 'ARGON2ID'] as const;
 export type HashScheme = (typeof HASH_SCHEMES)[number];
 
 export interface UserEntry {
@@ -108,7 +108,7 @@ export function parseAddress(raw: string): Parsed<string> {
 /** One `address:{SCHEME}hash` entry. Messages never repeat the hash. */
 export function parseUserEntry(entry: string): Parsed<UserEntry> {
   const colon = entry.indexOf(':');
-  if (colon <= 0) return fail('entries of the form address:{SCHEME}hash, e.g. alice@example.com:{ARGON2ID}<hash printed by relaybox hash-password>');
+  if (colon <= 0) return fail('entries of the form address:{SCHEME}hash, e.g. alice@example.com:{BLF-CRYPT}<hash printed by relaybox hash-password>');
   const address = parseAddress(entry.slice(0, colon));
   if (!address.ok) return fail(`"${entry.slice(0, colon)}" is not ${address.message}`);
   const hash = entry.slice(colon + 1);

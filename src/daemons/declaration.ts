@@ -55,6 +55,8 @@ export interface DaemonDeclaration {
   orphan?: OrphanSignature;
   /** Once, after the first start (e.g. retry mail queued before this start); a failure is logged. */
   afterStart?: (log: Logger) => Promise<void>;
+  /** A daemon this one needs was restarted (e.g. retry the deliveries deferred while it was down). */
+  onDependencyRestarted?: (log: Logger) => Promise<void>;
 }
 
 export interface DaemonContext {

@@ -1,6 +1,7 @@
 // Postfix: the SMTP listeners, the queue, delivery upstream and to Dovecot over LMTP.
 import { rmSync } from 'node:fs';
 import { execa } from 'execa';
+import type { Logger } from 'pino';
 import { countFiles } from '../host/files.ts';
 import { readPidFile } from '../host/orphans.ts';
 import { commandName, processGroup, workingDirectory } from '../host/processes.ts';
@@ -29,6 +30,12 @@ function masterPid(paths: StatePaths): number | undefined {
 }
 
 const postfixCommand = (paths: StatePaths, ...args: string[]) => execa('postfix', ['-c', paths.postfix, ...args], { timeout: 10_000 });
+
+async function flushDeferred(paths: StatePaths, log: Logger, why: string): Promise<void> {
+  if (countFiles(`${paths.queue}/deferred`) === 0) return;
+  await execa('postqueue', ['-c', paths.postfix, '-f'], { timeout: 10_000 });
+  log.info({ event: 'queue_flush' }, why);
+}
 
 /** Debian's daemon_directory (`postconf -d daemon_directory`). */
 const MASTER = '/usr/lib/postfix/sbin/master';
@@ -67,9 +74,9 @@ export function postfix({ config, paths }: DaemonContext): DaemonDeclaration {
     afterStart: async (log) => {
       // postsuper's start-up care that `postfix check` used to give: queue file names, stale temporary files.
       void execa('postsuper', ['-c', paths.postfix], { reject: false, timeout: 60_000 });
-      if (countFiles(`${paths.queue}/deferred`) === 0) return;
-      await execa('postqueue', ['-c', paths.postfix, '-f'], { timeout: 10_000 });
-      log.info({ event: 'queue_flush' }, 'retrying the mail queued before this start');
+      await flushDeferred(paths, log, 'retrying the mail queued before this start');
     },
+    // Deliveries to Dovecot deferred while it was down would otherwise wait out the retry backoff (5 min and more).
+    onDependencyRestarted: (log) => flushDeferred(paths, log, 'retrying the mail deferred while a daemon Postfix needs was down'),
   };
 }

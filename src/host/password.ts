@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import type { HashScheme } from '../config/values.ts';
 
-export async function hashPassword(password: string, scheme: HashScheme = 'ARGON2ID'): Promise<string> {
+export async function hashPassword(password: string, scheme: HashScheme = 'BLF-CRYPT'): Promise<string> {
   if (password.length === 0) throw new Error('the password is empty');
   if (/[\r\n]/.test(password)) throw new Error('the password contains a line break');
   // doveadm asks twice; the password travels on stdin, never on the command line.

@@ -251,6 +251,10 @@ export class Supervisor {
       this.wake?.();
     }
     this.log.info({ event: 'daemon_restarted', daemon: name, restarts: daemon.status().restarts }, `${name} is running again`);
+    for (const dependent of this.daemons.values()) {
+      if (!dependent.declaration.needs.includes(name) || dependent.state !== 'running') continue;
+      dependent.declaration.onDependencyRestarted?.(this.log).catch((error: Error) => this.log.warn({ event: 'dependency_hook_failed', daemon: dependent.name, error: error.message }, `${dependent.name}: ${error.message}`));
+    }
     return true;
   }
 

@@ -80,6 +80,9 @@ export function runCli(args: string[], env: Record<string, string>, input?: stri
   });
 }
 
+/** The node flags the image runs relaybox with (docker/rootfs/usr/local/bin/relaybox), so host mode measures the same. */
+export const NODE_FLAGS = /exec node (.*?) \/app\/dist\/cli\.js/.exec(readFileSync(`${ROOT}docker/rootfs/usr/local/bin/relaybox`, 'utf8'))?.[1]?.split(' ') ?? [];
+
 export class Instance {
   readonly stateDir: string;
   readonly ports: Ports;
@@ -114,7 +117,7 @@ export class Instance {
   }
 
   launch(): void {
-    const child = spawn(process.execPath, [cli(), 'run'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, cli(), 'run'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (line) => this.lines.push(line));
     this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));

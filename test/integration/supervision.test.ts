@@ -2,11 +2,11 @@
 // a taken port is diagnosed, SIGTERM leaves nothing running.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { DOMAIN, Instance, PASSWORD, processesIn, runCli, waitFor } from '../helpers/instance.ts';
 import { ReadyWatch } from '../helpers/ready.ts';
-import { SmtpClient } from '../helpers/smtp.ts';
+import { SmtpClient, message } from '../helpers/smtp.ts';
 
 async function authWorks(box: Instance): Promise<boolean> {
   const { client } = await SmtpClient.connect(box.ports.submission);
@@ -26,6 +26,26 @@ async function authWorksImplicitTls(box: Instance): Promise<boolean> {
     return (await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code === 235;
   } finally {
     await client.quit();
+  }
+}
+
+function countDeferred(box: Instance): number {
+  const walk = (dir: string): number => {
+    try {
+      return readdirSync(dir, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? walk(`${dir}/${e.name}`) : 1), 0);
+    } catch {
+      return 0;
+    }
+  };
+  return walk(`${box.stateDir}/queue/deferred`);
+}
+
+function mailboxFiles(box: Instance, user: string): string[] {
+  const dir = `${box.stateDir}/mail/${DOMAIN}/${user}/Maildir/new`;
+  try {
+    return readdirSync(dir).map((name) => readFileSync(`${dir}/${name}`, 'utf8'));
+  } catch {
+    return [];
   }
 }
 
@@ -198,7 +218,7 @@ describe('a crash loop', () => {
 });
 
 describe('a Dovecot outage', () => {
-  test('is held against Dovecot: Postfix is not restarted, and serves 465 again as soon as Dovecot is back', async (t) => {
+  test('is held against Dovecot: Postfix is not restarted, serves 465 again as soon as Dovecot is back, and delivers what it deferred meanwhile', async (t) => {
     const box = await Instance.start({ RESTART_BUDGET: '100' });
     try {
       const conf = `${box.stateDir}/dovecot/dovecot.conf`;
@@ -216,6 +236,13 @@ describe('a Dovecot outage', () => {
         return check && !check.ok && check.cause?.startsWith('dovecot') ? check : undefined;
       }, 100);
       t.diagnostic(`465's check during the outage: ${JSON.stringify(blamed)}`);
+      // Inbound mail for a mailbox is accepted meanwhile; its delivery to Dovecot is deferred.
+      const { client } = await SmtpClient.connect(box.ports.smtp, { localAddress: '127.0.0.3' });
+      await client.ehlo('mail.sender.example');
+      const { final } = await client.send('news@sender.example', [`bob@${DOMAIN}`], message('news@sender.example', `bob@${DOMAIN}`, 'during-the-dovecot-outage'));
+      await client.quit();
+      assert.equal(final.code, 250, final.text);
+      await waitFor('the delivery to be deferred', 15_000, () => (countDeferred(box) > 0 ? true : undefined), 100);
       // Longer than the 4 s after which a failing check of its own gets a daemon restarted.
       await new Promise((resolve) => setTimeout(resolve, 6000));
       writeFileSync(conf, good);
@@ -232,6 +259,8 @@ describe('a Dovecot outage', () => {
       const { body } = await box.get('/health');
       assert.equal((body.daemons as Record<string, { restarts: number }>).postfix!.restarts, 0);
       assert.ok(!box.logs().some((l) => l.event === 'daemon_restart' && l.daemon === 'postfix'), 'Postfix was restarted for a Dovecot outage');
+      // Postfix's retry backoff would hold it for 5 minutes and more.
+      await waitFor('the deferred message in the mailbox', 20_000, () => (mailboxFiles(box, 'bob').some((m) => m.includes('during-the-dovecot-outage')) ? true : undefined), 200);
     } finally {
       await box.destroy();
     }
