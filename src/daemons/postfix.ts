@@ -33,7 +33,8 @@ const postfixCommand = (paths: StatePaths, ...args: string[]) => execa('postfix'
 /** Debian's daemon_directory (`postconf -d daemon_directory`). */
 const MASTER = '/usr/lib/postfix/sbin/master';
 
-export function postfix({ config, paths }: DaemonContext): DaemonDeclaration {
+export function postfix({ config, paths }: DaemonContext): DaemonDeclaration | undefined {
+  if (config.role === 'mailbox') return undefined; // the relay replicas deliver to it over LMTP
   return {
     name: 'postfix',
     // smtpd on the submission ports authenticates through Dovecot's socket, and has mail signed.
