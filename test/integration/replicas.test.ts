@@ -173,26 +173,38 @@ describe('relay replicas, a mailbox replica and Redis', () => {
 
   test('a relay stopped with deferred mail hands it to a peer: every message is delivered in the end, none twice', async () => {
     const [first, ...peers] = topology.relays as [Instance, ...Instance[]];
-    topology.sink.stop(); // the upstream is down: the mail stays deferred in the first relay's queue
+    // The upstream and the mailbox replica are down: mail for both stays deferred in the first relay's queue.
+    topology.sink.stop();
+    assert.equal(await topology.mailbox.stop(), 0);
     const subjects = Array.from({ length: 5 }, (_, i) => `handoff-${i}`);
     for (const subject of subjects) assert.equal((await submit(first, ALICE, [`${subject}@outside.example`], subject)).code, 250);
-    await waitFor('the messages deferred on the first relay', 20_000, () => countFiles(`${first.stateDir}/queue/deferred`) === subjects.length || undefined, 200);
+    assert.equal((await submit(first, ALICE, [BOB], 'handoff-local')).code, 250);
+    await waitFor('the messages deferred on the first relay', 30_000, () => countFiles(`${first.stateDir}/queue/deferred`) === subjects.length + 1 || undefined, 200);
 
     assert.equal(await first.stop(), 0);
     const handoffs = events(first, 'handoff');
-    assert.equal(handoffs.reduce((sum, l) => sum + Number(l.handedOff), 0), subjects.length, JSON.stringify(handoffs));
+    assert.equal(handoffs.reduce((sum, l) => sum + Number(l.handedOff), 0), subjects.length + 1, JSON.stringify(handoffs));
     assert.equal(events(first, 'queue_stranded').length, 0);
     assert.equal(queued(first), 0, 'nothing left behind');
     const received = peers.flatMap((peer) => peer.lines.filter((l) => /postfix\/handoff\/smtpd.*sasl_username=relaybox-handoff/.test(l)));
     assert.ok(received.length >= 1, 'the peer took them on its handoff listener, as the handoff account');
     assert.ok(first.lines.some((l) => /postfix\/smtp.*Verified TLS connection established/.test(l)), 'the handoff checked the pinned certificate');
 
+    topology.mailbox.launch();
+    await topology.mailbox.waitReady(60_000);
     await topology.sink.resume();
     for (const peer of peers) flush(peer);
     await waitFor('every handed-off message at the upstream', 30_000, () => subjects.every((s) => subjectsAtSink(topology, s).length > 0) || undefined, 200);
+    const local = await waitFor("the local message in bob's INBOX", 30_000, async () => {
+      for (const peer of peers) flush(peer);
+      const { messages } = await inboxOf(topology.mailbox, BOB);
+      return messages.some((m) => m.includes('Subject: handoff-local')) ? messages : undefined;
+    }, 500);
     for (const peer of peers) flush(peer);
     await new Promise((resolve) => setTimeout(resolve, 3000)); // room for a duplicate to show up
     for (const subject of subjects) assert.equal(subjectsAtSink(topology, subject).length, 1, `${subject} delivered once`);
+    assert.equal((await inboxOf(topology.mailbox, BOB)).messages.filter((m) => m.includes('Subject: handoff-local')).length, 1, 'the local message delivered once');
+    assert.ok(local.length > 0);
     assert.ok(peers.every((peer) => queued(peer) === 0));
 
     first.launch();
