@@ -229,10 +229,14 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     await first.waitReady(60_000);
     assert.ok(events(first, 'queue_stranded_restart').some((l) => l.count === subjects.length));
     assert.equal(await metric(first, 'relaybox_queue_stranded_messages'), subjects.length);
+    assert.equal(await first.stop(), 0, 'stopped again, still no peer: stranded again');
+    assert.equal(queued(first), subjects.length);
+
+    // The upstream back: the replica's start delivers its own queue, with no flush from outside.
     await topology.sink.resume();
-    flush(first);
+    first.launch();
+    await first.waitReady(60_000);
     await waitFor('the stranded mail at the upstream', 30_000, () => subjects.every((s) => subjectsAtSink(topology, s).length > 0) || undefined, 200);
-    flush(first);
     await new Promise((resolve) => setTimeout(resolve, 3000));
     for (const subject of subjects) assert.equal(subjectsAtSink(topology, subject).length, 1, `${subject} delivered once`);
     await waitFor('the stranded gauge back to 0', 10_000, async () => (await metric(first, 'relaybox_queue_stranded_messages')) === 0 || undefined, 200);
