@@ -2,7 +2,8 @@
 // role refuses to invent on its own (named by check-config), and the secrets it masks.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
@@ -112,4 +113,14 @@ test('addresses and URLs: Kubernetes service names, IPs, ports; Redis over TCP, 
 test('per role, only its listeners must have distinct ports', () => {
   assert.ok(config({ ...mailbox, PORT_SMTP: '24' }), 'port 25 is not served by the mailbox replica');
   assert.ok(errors({ ...mailbox, PORT_LMTP: '143' }).some(about('PORT_LMTP')));
+});
+
+test('relaybox check-config names what a relay replica is missing and exits 2, starting nothing', () => {
+  const result = spawnSync(process.execPath, [fileURLToPath(new URL('../../src/cli.ts', import.meta.url)), 'check-config'], {
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MAIL_HOSTNAME: 'mail.example.com', MAIL_DOMAINS: 'example.com', ROLE: 'relay', HANDOFF_PASSWORD: 'never-shown-handoff-password' },
+    encoding: 'utf8',
+  });
+  assert.equal(result.status, 2, result.stderr);
+  for (const name of ['TLS_CERT_FILE', 'TLS_KEY_FILE', 'MAIL_USERS_FILE', 'DKIM_KEY_DIR', 'MAILBOX_LMTP_HOST', 'REDIS_URL', 'HANDOFF_PEERS']) assert.match(result.stderr, new RegExp(`relaybox: ${name}[:=]`), name);
+  assert.doesNotMatch(result.stderr + result.stdout, /never-shown-handoff-password/);
 });
