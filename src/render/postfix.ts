@@ -8,7 +8,7 @@ import { mapFiles, postmasterSettings } from './postfix/maps.ts';
 import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
-import { deliverySettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
+import { deliverySettings, drainSettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
 export { banMapFile } from './postfix/maps.ts';
@@ -98,6 +98,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ...milterSettings(input, paths),
     // A stopping relay replica hands everything to a peer instead (postfix/replicas.ts).
     ...(handoffSettings(input, paths) ?? upstreamSettings(input, paths)),
+    ...drainSettings(input),
     ...postmasterSettings(input),
     ...policySettings(input),
   ])}\n`;

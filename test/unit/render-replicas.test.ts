@@ -72,6 +72,8 @@ test('relay, draining: no listener at all; handing off: everything to the one pe
   const draining = renderMasterCf(input(RELAY, { drain: {} }), paths);
   assert.doesNotMatch(draining, / inet /, 'every SMTP listener closed');
   assert.match(draining, /^qmgr /m, 'the queue manager stays');
+  assert.equal(settings(renderMainCf(input(RELAY, { drain: {} }), paths)).get('smtp_connect_timeout'), '5s', 'an unreachable upstream cannot eat the drain time');
+  assert.equal(settings(renderMainCf(input(RELAY), paths)).has('smtp_connect_timeout'), false);
 
   const peer = { host: '10.0.0.8', port: 10025 };
   const handing = input(RELAY, { drain: { handoffTo: peer } });

@@ -53,7 +53,7 @@ export function parseRedisUrl(raw: string): Parsed<RedisTarget> {
   return { ok: true, value: { url: raw.trim() } };
 }
 
-const seconds = (name: string, fallback: string, description: string) => integer({ group: 'Replicas', default: fallback, description }, 1, 600, 'seconds');
+const seconds = (fallback: string, description: string) => integer({ group: 'Replicas', default: fallback, description }, 1, 600, 'seconds');
 
 export const variables = {
   ROLE: z
@@ -86,8 +86,8 @@ export const variables = {
   ),
   HANDOFF_PASSWORD: text({ group: 'Replicas', description: "Password of the handoff account (`relaybox-handoff`) with which relays hand their queue to each other, the same on every relay; at least 16 characters. The account is accepted on PORT_HANDOFF only (refused on 587 and 465).", secret: true }),
   HANDOFF_PASSWORD_FILE: secretFile({ group: 'Replicas', description: 'File holding HANDOFF_PASSWORD (a Kubernetes secret shared by the relays).' }),
-  DRAIN_SECONDS: seconds('DRAIN_SECONDS', '15', 'ROLE=relay, on SIGTERM: after closing its SMTP ports, how long a relay keeps delivering its own queue (less if nothing more can go) before handing the rest to a peer.'),
-  HANDOFF_SECONDS: seconds('HANDOFF_SECONDS', '20', "ROLE=relay, on SIGTERM: how long the handoff to the peers may take; what is still queued then stays on the replica's volume (`queue_stranded`). Kubernetes' terminationGracePeriodSeconds must exceed DRAIN_SECONDS + HANDOFF_SECONDS + 10."),
+  DRAIN_SECONDS: seconds('15', 'ROLE=relay, on SIGTERM: after closing its SMTP ports, how long a relay keeps delivering its own queue (less if nothing more can go) before handing the rest to a peer.'),
+  HANDOFF_SECONDS: seconds('20', "ROLE=relay, on SIGTERM: how long the handoff to the peers may take; what is still queued then stays on the replica's volume (`queue_stranded`). Kubernetes' terminationGracePeriodSeconds must exceed DRAIN_SECONDS + HANDOFF_SECONDS + 10."),
 };
 
 /** The other areas' variables this one checks. */

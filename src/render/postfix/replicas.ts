@@ -73,6 +73,14 @@ export function handoffSettings({ config, tls, drain }: RenderInput, paths: Stat
   ];
 }
 
+/**
+ * main.cf while stopping: delivery attempts that cannot connect give up within seconds (not
+ * Postfix's 30 s), so an unreachable upstream cannot eat the drain and handoff time.
+ */
+export function drainSettings({ drain }: RenderInput): Setting[] {
+  return drain ? [['smtp_connect_timeout', '5s'], ['lmtp_connect_timeout', '5s']] : [];
+}
+
 export function replicaFiles({ config, drain }: RenderInput, paths: StatePaths): RenderedFile[] {
   if (!handsOff(config) || !config.handoff) return [];
   const { account, password } = config.handoff;
