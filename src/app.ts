@@ -17,11 +17,19 @@ import type { Metrics } from './metrics/metrics.ts';
 import { isProbeLine } from './protocol/probes.ts';
 import { statePaths } from './render/paths.ts';
 import { banMapFile } from './render/postfix.ts';
+import type { RenderInput } from './render/types.ts';
+import { drainRelay } from './replicas/drain.ts';
+import { strandedMessages } from './replicas/stranded.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
 const CRASH_LOOP_EXIT_DELAY_MS = 15_000;
 const SHUTDOWN_DEADLINE_MS = 9000;
+
+/** A relay replica first drains its queue and hands the rest to a peer (replicas/drain.ts): that time on top. */
+function shutdownDeadlineMs(config: Config): number {
+  return SHUTDOWN_DEADLINE_MS + (config.role === 'relay' ? (config.drain.drainSeconds + config.drain.handoffSeconds) * 1000 : 0);
+}
 
 /** What serves HTTP, counts and reloads: loaded while the daemons start (they run in other processes). */
 async function loadServing() {
@@ -35,7 +43,7 @@ async function loadServing() {
 }
 
 export async function run(config: Config, root: Logger): Promise<number> {
-  const started = performance.now();
+  const startedAt = performance.now();
   const log = root.child({ service: 'supervisor' });
   const paths = statePaths(config.stateDir);
   const declarations = declareDaemons({ config, paths });
@@ -86,14 +94,31 @@ export async function run(config: Config, root: Logger): Promise<number> {
 
   let serving: { http: { close: () => Promise<unknown> }; reloader: { stop: () => void } } | undefined;
   let stopping: Promise<number> | undefined;
+  let started = false;
+  let draining = false;
+  // A relay replica asked to stop strands no mail: listeners closed, its queue delivered or handed to a peer.
+  const drain = async () => {
+    draining = true;
+    await daemons.quiesce();
+    const apply = async (mode: NonNullable<RenderInput['drain']>) => {
+      rendered = await renderState(rendered.config, log, bans.active, defences.authPolicyEndpoint, mode);
+      await daemons.reload('postfix');
+    };
+    try {
+      await drainRelay(rendered.config, paths, { apply, log });
+    } catch (error) {
+      log.error({ event: 'drain_failed', error: (error as Error).message }, `draining the queue failed (it stays on the volume): ${(error as Error).message}`);
+    }
+  };
   const stop = (reason: string, code: number) => {
     stopping ??= (async () => {
       log.info({ event: 'shutdown', reason }, `stopping: ${reason}`);
       const deadline = setTimeout(() => {
         log.error({ event: 'shutdown_timeout' }, 'shutdown took too long; exiting');
         process.exit(code);
-      }, SHUTDOWN_DEADLINE_MS);
+      }, shutdownDeadlineMs(config));
       serving?.reloader.stop();
+      if (config.role === 'relay' && started && code === EXIT_OK) await drain();
       await Promise.all([daemons.stop(), serving?.http.close()]);
       await defences.stop();
       clearTimeout(deadline);
@@ -112,12 +137,17 @@ export async function run(config: Config, root: Logger): Promise<number> {
 
   // Meanwhile: metrics, HTTP, reload.
   const loaded = await loadServing();
-  const counted = new loaded.Metrics({ readiness: () => daemons.readiness(), bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile });
+  // While a relay drains, /ready says so: the Services stop sending it clients and peers.
+  const readiness = () => {
+    const verdict = daemons.readiness();
+    return draining ? { ...verdict, ready: false, failing: ['draining: this relay replica is stopping', ...verdict.failing] } : verdict;
+  };
+  const counted = new loaded.Metrics({ readiness, bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile, strandedMessages: () => strandedMessages(paths) });
   for (const line of early.splice(0)) counted.observe(line);
   metrics = counted;
   const http = loaded.buildHttpServer({
     health: () => ({ ...daemons.health(), bansActive: bans.active.length }),
-    readiness: () => daemons.readiness(),
+    readiness,
     metrics: async () => ({ contentType: counted.registry.contentType, text: await counted.registry.metrics() }),
     selftest: () => ({ token: rendered.config.selftest.token, options: { config: rendered.config, credentials: rendered.config.selftest.credentials } }),
     runSelftest: loaded.runSelftest,
@@ -144,7 +174,10 @@ export async function run(config: Config, root: Logger): Promise<number> {
     log.fatal({ event: 'start_failed', error: (error as Error).message }, `could not start: ${(error as Error).message}`);
     return stop('start failed', EXIT_FAILURE);
   }
-  log.info({ event: 'started', ms: Math.round(performance.now() - started) }, 'daemons started');
+  started = true;
+  log.info({ event: 'started', ms: Math.round(performance.now() - startedAt) }, 'daemons started');
+  const stranded = strandedMessages(paths);
+  if (stranded > 0) log.warn({ event: 'queue_stranded_restart', count: stranded }, `${stranded} message(s) left in the queue at the last stop (no peer took them): delivering them now`);
   defences.start();
   reloader.start();
   process.on('SIGHUP', () => void reloader.reload('SIGHUP'));

@@ -61,6 +61,26 @@ export class AuthBans {
     return [...this.banned].map(([address, until]) => ({ address, seconds: Math.ceil((until - now) / 1000) }));
   }
 
+  /**
+   * Bans other replicas put in a shared store since the last look, put in force here too (a Postfix
+   * reload); rejects when the store cannot be read.
+   */
+  async learn(now = Date.now()): Promise<string[]> {
+    const stored = (await this.options.store?.list('bans')) ?? [];
+    const learned = stored.filter((ban) => ban.until > now && !this.exempt(ban.id) && (this.banned.get(ban.id) ?? 0) < ban.until);
+    if (learned.length === 0) return [];
+    for (const ban of learned) {
+      this.banned.set(ban.id, ban.until);
+      this.failures.delete(ban.id);
+    }
+    await this.apply();
+    for (const ban of learned) {
+      const seconds = Math.ceil((ban.until - now) / 1000);
+      this.log.warn({ event: 'ban_learned', address: ban.id, seconds }, `banned ${ban.id} for ${seconds} s: another replica banned it (shared store)`);
+    }
+    return learned.map((ban) => ban.id);
+  }
+
   isBanned(address: string, now = Date.now()): boolean {
     const until = this.banned.get(plainAddress(address));
     return until !== undefined && until > now;

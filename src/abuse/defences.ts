@@ -1,7 +1,9 @@
 // The abuse defences the supervisor runs beside the daemons, built from the config: brute-force bans
 // (Postfix's access map and Dovecot's auth policy), per-user sending limits (a Postfix policy
 // service), the gateway watch, and the store that keeps bans, counters and suspensions across
-// restarts. The composition root starts them around the daemons and feeds them the log lines.
+// restarts: a file in STATE_DIR, or Redis shared by every replica (REDIS_URL), whose bans made by
+// other replicas are learnt every second. The composition root starts them around the daemons and
+// feeds them the log lines.
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -17,7 +19,11 @@ import { AuthPolicyServer, probeAuthPolicy } from './auth-policy.ts';
 import { AuthBans } from './bans.ts';
 import { PolicyService, probePolicyService, sendingPolicy } from './policy-service.ts';
 import { SendLimits, type LimitName } from './send-limits.ts';
-import { FileStore } from './store.ts';
+import { RedisStore } from './redis-store.ts';
+import { FileStore, type AbuseStore } from './store.ts';
+
+/** How often a replica looks for bans the others made (a ban is in force everywhere within ~1-2 s). */
+const LEARN_BANS_MS = 1000;
 
 export interface DefenceHooks {
   /** Makes the daemons refuse exactly these addresses (Postfix's access map, then a reload). */
@@ -32,7 +38,10 @@ async function holdQueued(paths: StatePaths, ids: string[]): Promise<number> {
 }
 
 export class AbuseDefences {
-  readonly store: FileStore;
+  readonly store: AbuseStore;
+  private readonly shared: RedisStore | undefined;
+  private learning: NodeJS.Timeout | undefined;
+  private suspendedCount = 0;
   readonly bans: AuthBans;
   readonly gateways: GatewayWatch;
   private readonly sending: SendLimits | undefined;
@@ -45,7 +54,8 @@ export class AbuseDefences {
   constructor(config: Config, users: UserEntry[], paths: StatePaths, log: Logger, hooks: DefenceHooks) {
     this.paths = paths;
     this.log = log;
-    this.store = FileStore.open(paths.abuseState);
+    this.shared = config.redis ? new RedisStore(config.redis, log) : undefined;
+    this.store = this.shared ?? FileStore.open(paths.abuseState);
     const gateways = defaultGateways();
     for (const gateway of trustedGateways(config.trustedNetworks, gateways)) {
       log.error({ event: 'trusted_gateway', gateway }, `TRUSTED_NETWORKS contains ${gateway}, this container's default gateway: clients arriving through Docker's userland proxy all come from it, and port 25 would relay for every one of them without AUTH (an open relay)`);
@@ -61,7 +71,9 @@ export class AbuseDefences {
 
   /** Before the daemons' files are rendered: bans from the last run, and Dovecot's auth policy endpoint. */
   async open(): Promise<void> {
-    const restored = await this.bans.restore();
+    // A shared store that cannot be reached yet: start without its bans, learn them once it answers.
+    if (this.shared && !(await this.shared.ready())) this.log.warn({ event: 'bans_not_restored' }, 'the shared store (Redis) does not answer yet: bans made by other replicas are learnt once it does');
+    const restored = await this.bans.restore().catch(() => []);
     if (restored.length > 0) {
       this.log.info({ event: 'bans_restored', bans: restored }, `restored ${restored.length} ban(s) from the last run: ${restored.map((ban) => `${ban.address} (${ban.seconds} s left)`).join(', ')}`);
     }
@@ -82,12 +94,25 @@ export class AbuseDefences {
     }
     const endpoint = this.authPolicyEndpoint;
     if (endpoint) checks.push({ name: 'auth-policy', run: () => probeAuthPolicy(endpoint) });
+    // Degraded, not unready: without the store, submission fails closed (451) but port 25, the
+    // handoffs and IMAP go on, and a replica that cannot reach it is no worse than its peers.
+    const shared = this.shared;
+    if (shared) checks.push({ name: 'redis', optional: true, run: () => shared.probe() });
     return checks;
   }
 
   /** Starts expiring bans; their time also runs while relaybox is stopped. */
   start(): void {
     this.bans.start();
+    if (!this.shared) return;
+    let busy = false;
+    this.learning = setInterval(() => {
+      if (busy) return;
+      busy = true;
+      // An unreachable store is said once by the store itself (store_unreachable) and in /ready.
+      void this.bans.learn().catch(() => undefined).finally(() => (busy = false));
+    }, LEARN_BANS_MS);
+    this.learning.unref();
   }
 
   observe(line: DaemonLogLine): void {
@@ -95,8 +120,14 @@ export class AbuseDefences {
     this.gateways.observe(line);
   }
 
+  /** For /metrics: the last count read when the store cannot be read now (a scrape never fails for it). */
   async suspendedUsers(): Promise<number> {
-    return (await this.sending?.suspendedUsers())?.length ?? 0;
+    try {
+      this.suspendedCount = (await this.sending?.suspendedUsers())?.length ?? 0;
+    } catch {
+      // the shared store is unreachable: /ready says so
+    }
+    return this.suspendedCount;
   }
 
   /** A reload: new limits, and users whose password changed are no longer suspended. */
@@ -106,8 +137,10 @@ export class AbuseDefences {
 
   async stop(): Promise<void> {
     this.bans.stop();
+    clearInterval(this.learning);
     await this.policy?.stop();
     await this.authPolicy?.stop();
     await this.store.flush();
+    await this.shared?.close();
   }
 }

@@ -99,23 +99,36 @@ export class SendLimits {
     return { count: current + previous * overlap, key };
   }
 
+  /** Adds `by` to this bucket; the count over the sliding window afterwards. */
+  private async reserve(name: string, user: string, windowMs: number, by: number): Promise<{ count: number; key: string }> {
+    const now = this.now();
+    const bucket = Math.floor(now / windowMs);
+    const key = `${name}:${user}:${bucket}`;
+    const current = await this.store.increment(key, by, (2 * windowMs) / 1000);
+    const previous = await this.store.get(`${name}:${user}:${bucket - 1}`);
+    const overlap = 1 - (now % windowMs) / windowMs;
+    return { count: current + previous * overlap, key };
+  }
+
   private async decideNow({ user, recipients, queueId }: SendRequest): Promise<SendDecision> {
     const suspension = (await this.store.list('suspensions')).find((entry) => entry.id === user);
     if (suspension && !(await this.liftIfRekeyed(user, suspension.note))) return { verdict: 'suspended', reply: SUSPENDED_REPLY };
 
+    // Reserved first, then checked: with a store shared by several replicas, two sessions of one
+    // user on two replicas cannot both take the last message (a refused reservation is given back).
     const limits = this.limitsOf(user);
-    const messages = await this.windowed('messages', user, HOUR_MS);
-    const rcpts = await this.windowed('recipients', user, DAY_MS);
+    const messages = await this.reserve('messages', user, HOUR_MS, 1);
+    const rcpts = await this.reserve('recipients', user, DAY_MS, recipients);
     let over: { limit: LimitName; max: number } | undefined;
-    if (limits.messagesPerHour > 0 && messages.count + 1 > limits.messagesPerHour) over = { limit: 'messages_per_hour', max: limits.messagesPerHour };
-    else if (limits.recipientsPerDay > 0 && rcpts.count + recipients > limits.recipientsPerDay) over = { limit: 'recipients_per_day', max: limits.recipientsPerDay };
+    if (limits.messagesPerHour > 0 && messages.count > limits.messagesPerHour) over = { limit: 'messages_per_hour', max: limits.messagesPerHour };
+    else if (limits.recipientsPerDay > 0 && rcpts.count > limits.recipientsPerDay) over = { limit: 'recipients_per_day', max: limits.recipientsPerDay };
 
     if (!over) {
-      await this.store.increment(messages.key, 1, (2 * HOUR_MS) / 1000);
-      await this.store.increment(rcpts.key, recipients, (2 * DAY_MS) / 1000);
       this.remember(user, queueId);
       return { verdict: 'accept' };
     }
+    await this.store.increment(messages.key, -1, (2 * HOUR_MS) / 1000);
+    await this.store.increment(rcpts.key, -recipients, (2 * DAY_MS) / 1000);
 
     this.hooks.limited?.(over.limit);
     // Counted per password: after a suspension is lifted by a new password, the count starts over.

@@ -11,6 +11,7 @@ import * as identity from './areas/identity.ts';
 import * as limits from './areas/limits.ts';
 import * as mailboxes from './areas/mailboxes.ts';
 import * as operations from './areas/operations.ts';
+import * as replicas from './areas/replicas.ts';
 import * as routes from './areas/routes.ts';
 import * as sending from './areas/sending.ts';
 import * as upstream from './areas/upstream.ts';
@@ -29,6 +30,7 @@ export const envVariables = z.object({
   ...host.variables,
   ...limits.variables,
   ...sending.variables,
+  ...replicas.variables,
   ...operations.variables,
 });
 
@@ -43,20 +45,33 @@ export const envSchema = envVariables
     dkim.check(env, issue);
     filter.check(env, issue);
     host.check(env, issue);
+    replicas.check(env, issue);
     operations.check(env, issue);
   })
-  .transform((env) => ({
-    ...identity.toConfig(env),
-    ...mailboxes.toConfig(env),
-    ...upstream.toConfig(env),
-    ...routes.toConfig(env),
-    ...access.toConfig(env),
-    ...dkim.toConfig(env),
-    ...filter.toConfig(env),
-    ...host.toConfig(env),
-    ...limits.toConfig(env),
-    ...sending.toConfig(env),
-    ...operations.toConfig(env),
-  }));
+  .transform((env) => {
+    const config = {
+      ...identity.toConfig(env),
+      ...mailboxes.toConfig(env),
+      ...upstream.toConfig(env),
+      ...routes.toConfig(env),
+      ...access.toConfig(env),
+      ...dkim.toConfig(env),
+      ...filter.toConfig(env),
+      ...host.toConfig(env),
+      ...limits.toConfig(env),
+      ...sending.toConfig(env),
+      ...replicas.toConfig(env),
+      ...operations.toConfig(env),
+    };
+    // What a role does not run: a mailbox replica neither signs nor filters (the relays do) and
+    // serves only its own listeners.
+    const mailbox = config.role === 'mailbox';
+    return {
+      ...config,
+      ports: replicas.portsForRole(config.ports, config.role, config.handoff !== undefined),
+      dkim: mailbox ? undefined : config.dkim,
+      filter: mailbox ? undefined : config.filter,
+    };
+  });
 
 export type Config = z.output<typeof envSchema>;

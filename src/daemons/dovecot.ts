@@ -1,4 +1,5 @@
-// Dovecot: SASL for Postfix's submission ports, LMTP delivery into the mailboxes, IMAP.
+// Dovecot: SASL for Postfix's submission ports, LMTP delivery into the mailboxes, IMAP (in ROLE=relay
+// authentication only, in ROLE=mailbox LMTP over TCP and IMAP).
 import { rmSync } from 'node:fs';
 import { commandName } from '../host/processes.ts';
 import { probeSasl } from '../protocol/probes.ts';

@@ -40,7 +40,8 @@ async function flushDeferred(paths: StatePaths, log: Logger, why: string): Promi
 /** Debian's daemon_directory (`postconf -d daemon_directory`). */
 const MASTER = '/usr/lib/postfix/sbin/master';
 
-export function postfix({ config, paths }: DaemonContext): DaemonDeclaration {
+export function postfix({ config, paths }: DaemonContext): DaemonDeclaration | undefined {
+  if (config.role === 'mailbox') return undefined; // the relay replicas deliver to it over LMTP
   return {
     name: 'postfix',
     // smtpd on the submission ports authenticates through Dovecot's socket, and has mail signed.

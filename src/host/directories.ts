@@ -29,7 +29,8 @@ export function prepareDirectories(paths: StatePaths, vmail: { uid: number; gid:
   ensureDir(paths.dovecotBase, 0o755);
   ensureDir(paths.dovecotState, 0o750);
   ensureDir(paths.tls, 0o700);
-  ensureDir(paths.mail, 0o770, vmail);
+  // The Maildirs: not on a relay replica (it delivers them to the mailbox replica over LMTP).
+  if (config.role !== 'relay') ensureDir(paths.mail, 0o770, vmail);
   const postfixGid = postfix?.gid ?? 0;
   if (config.dkim) {
     ensureDir(paths.opendkim, 0o755);

@@ -10,9 +10,13 @@ import { createQueueTree } from './queue-tree.ts';
 import { writeRendered } from './files.ts';
 import { resolveRenderInput } from './render-input.ts';
 
-/** Renders every daemon file from the config; `bannedClients` keeps the bans in force across a reload. */
-export async function renderState(config: Config, log: Logger, bannedClients: string[], authPolicy?: AuthPolicyEndpoint): Promise<RenderInput> {
-  const input = await resolveRenderInput(config, { create: true, log }, bannedClients, authPolicy);
+/**
+ * Renders every daemon file from the config; `bannedClients` keeps the bans in force across a
+ * reload; `drain` renders a stopping relay replica's Postfix (replicas/drain.ts).
+ */
+export async function renderState(config: Config, log: Logger, bannedClients: string[], authPolicy?: AuthPolicyEndpoint, drain?: RenderInput['drain']): Promise<RenderInput> {
+  const resolved = await resolveRenderInput(config, { create: true, log }, bannedClients, authPolicy);
+  const input = drain ? { ...resolved, drain } : resolved;
   writeRendered(renderAll(input));
   return input;
 }

@@ -17,6 +17,8 @@ export interface MetricSources {
   suspendedUsers?: () => Promise<number>;
   queueDir: string;
   certFile: () => string;
+  /** Messages a relay replica left in its queue at its last stop (no peer took them), until delivered. */
+  strandedMessages?: () => number;
 }
 
 /** `postfix/smtpd` is the smtp listener; the others log as `postfix/<listener>/smtpd` (master.cf syslog_name). */
@@ -129,6 +131,14 @@ export class Metrics {
       registers,
       collect() {
         for (const [check, result] of Object.entries(sources.readiness().checks)) this.set({ check }, result.ok ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'relaybox_queue_stranded_messages',
+      help: 'Messages this relay replica could neither deliver nor hand to a peer when it last stopped, still in its queue (0 once delivered).',
+      registers,
+      collect() {
+        this.set(sources.strandedMessages?.() ?? 0);
       },
     });
     new Gauge({

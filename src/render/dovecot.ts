@@ -1,4 +1,6 @@
 // Pure renderer: Config -> dovecot.conf and the passwd-file (SASL for Postfix, IMAP, LMTP delivery).
+// ROLE=relay: authentication only (SASL for Postfix); ROLE=mailbox: IMAP and LMTP over TCP from
+// the relays, no Postfix beside it.
 import type { AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
@@ -7,11 +9,12 @@ import { enabledListeners, LISTENERS } from '../listeners.ts';
 export function renderDovecotConf(input: RenderInput, paths: StatePaths): string {
   const { config, tls, vmail } = input;
   const imapListeners = enabledListeners(config.ports).filter((listener) => listener.protocol === 'imap');
+  const mailboxes = config.role !== 'relay';
   return `# Rendered by relaybox from the environment at every start; edits here are overwritten.
 base_dir = ${paths.dovecotBase}
 state_dir = ${paths.dovecotState}
 instance_name = ${instanceName(paths.stateDir)}
-protocols = ${imapListeners.length > 0 ? 'imap lmtp' : 'lmtp'}
+protocols = ${mailboxes ? (imapListeners.length > 0 ? 'imap lmtp' : 'lmtp') : 'none'}
 listen = ${config.bindAddress ?? '*, ::'}
 hostname = ${config.hostname}
 log_path = /dev/stderr
@@ -59,20 +62,7 @@ service auth {
     group = postfix
   }
 }
-service lmtp {
-  unix_listener ${paths.lmtpSocket} {
-    mode = 0600
-    user = postfix
-    group = postfix
-  }
-}
-service imap-login {
-${LISTENERS.filter((listener) => listener.protocol === 'imap').map((listener) => inetListener(listener.name, config.ports[listener.name], listener.tls === 'implicit')).join('\n')}
-}
-protocol lmtp {
-  postmaster_address = postmaster@${config.domains[0] ?? config.hostname}
-}
-${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths) : ''}${input.authPolicy ? `!include ${paths.dovecotAuthPolicy}\n` : ''}`;
+${mailboxes ? mailboxServices(input, paths) : ''}${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths, config.role === 'all') : ''}${input.authPolicy ? `!include ${paths.dovecotAuthPolicy}\n` : ''}`;
 }
 
 /**
@@ -94,13 +84,33 @@ auth_policy_reject_on_fail = no
 `;
 }
 
+/** LMTP (from Postfix's socket, or over TCP from the relay replicas) and IMAP. */
+function mailboxServices({ config }: RenderInput, paths: StatePaths): string {
+  const lmtp = config.role === 'mailbox'
+    ? inetListener('lmtp', config.ports.lmtp, false)
+    : `  unix_listener ${paths.lmtpSocket} {\n    mode = 0600\n    user = postfix\n    group = postfix\n  }`;
+  return `service lmtp {
+${lmtp}
+}
+service imap-login {
+${LISTENERS.filter((listener) => listener.protocol === 'imap').map((listener) => inetListener(listener.name, config.ports[listener.name], listener.tls === 'implicit')).join('\n')}
+}
+protocol lmtp {
+  postmaster_address = postmaster@${config.domains[0] ?? config.hostname}
+}
+`;
+}
+
 /** A disabled listener keeps its block with port 0, which Dovecot reads as "do not listen". */
 function inetListener(name: string, port: number, implicitTls: boolean): string {
   return `  inet_listener ${name} {\n    port = ${port}\n${implicitTls ? '    ssl = yes\n' : ''}  }`;
 }
 
-/** Dovecot enforces MAILBOX_QUOTA; its quota-status service lets Postfix refuse at RCPT time. */
-function quotaConf(quota: string, paths: StatePaths): string {
+/**
+ * Dovecot enforces MAILBOX_QUOTA; its quota-status service lets Postfix refuse at RCPT time. In
+ * ROLE=mailbox there is no Postfix beside it: LMTP refuses a full mailbox's RCPT (552 5.2.2).
+ */
+function quotaConf(quota: string, paths: StatePaths, statusService: boolean): string {
   return `
 mail_plugins = $mail_plugins quota
 protocol imap {
@@ -114,7 +124,11 @@ plugin {
   quota_status_nouser = DUNNO
   quota_status_overquota = "552 5.2.2 Mailbox is full"
 }
-service quota-status {
+${statusService ? quotaStatusService(paths) : ''}`;
+}
+
+function quotaStatusService(paths: StatePaths): string {
+  return `service quota-status {
   executable = quota-status -p postfix
   client_limit = 1
   unix_listener ${paths.quotaSocket} {
@@ -126,10 +140,16 @@ service quota-status {
 `;
 }
 
+/** The accounts; on a relay with handoffs also the handoff account (Postfix accepts it on the handoff port only). */
+function passwdFile({ users, handoffHash, config }: RenderInput): string {
+  const handoff = config.handoff && handoffHash ? [`${config.handoff.account}:${handoffHash}::::::\n`] : [];
+  return [...users.map((u) => `${u.address}:${u.hash}::::::\n`), ...handoff].join('');
+}
+
 export function renderDovecot(input: RenderInput, paths: StatePaths): RenderedFile[] {
   return [
     { path: paths.dovecotConf, content: renderDovecotConf(input, paths), mode: 0o644 },
-    { path: paths.passwdFile, content: input.users.map((u) => `${u.address}:${u.hash}::::::\n`).join(''), mode: 0o640, group: 'dovecot' },
+    { path: paths.passwdFile, content: passwdFile(input), mode: 0o640, group: 'dovecot' },
     ...(input.authPolicy ? [{ path: paths.dovecotAuthPolicy, content: renderAuthPolicyConf(input.authPolicy), mode: 0o600 }] : []),
   ];
 }

@@ -23,6 +23,14 @@ export function statePaths(stateDir: string) {
     /** Counters, bans and suspensions kept across restarts (abuse/store.ts). */
     abuseState: `${stateDir}/abuse-state.json`,
     bannedClients: `${postfix}/banned_clients`,
+    /** ROLE=relay: who may log in on the handoff listener, and who may not on 587/465 (check_sasl_access). */
+    handoffLogins: `${postfix}/handoff_logins`,
+    handoffRefused: `${postfix}/handoff_refused`,
+    /** ROLE=relay, handing off: the peer as the transport for everything, with its credentials and TLS pin. */
+    handoffTransport: `${postfix}/handoff_transport`,
+    handoffPasswordMap: `${postfix}/handoff_password`,
+    /** What a relay left queued at its last stop because no peer took it (replicas/stranded.ts). */
+    strandedMarker: `${stateDir}/queue-stranded.json`,
     aliasMap: `${postfix}/aliases`,
     opensslConf: `${postfix}/openssl.cnf`,
     queue,

@@ -8,6 +8,7 @@ import { mapFiles, postmasterSettings } from './postfix/maps.ts';
 import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
+import { deliverySettings, drainSettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
 export { banMapFile } from './postfix/maps.ts';
@@ -92,10 +93,12 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     // Local mailboxes: delivered to Dovecot over LMTP; unknown recipients refused at RCPT time.
     ['virtual_mailbox_domains', config.domains.join(', ')],
     ['virtual_mailbox_maps', `texthash:${paths.mailboxMap}`],
-    ['virtual_transport', 'lmtp:unix:private/dovecot-lmtp'],
+    ...deliverySettings(input),
     ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
     ...milterSettings(input, paths),
-    ...upstreamSettings(input, paths),
+    // A stopping relay replica hands everything to a peer instead (postfix/replicas.ts).
+    ...(handoffSettings(input, paths) ?? upstreamSettings(input, paths)),
+    ...drainSettings(input),
     ...postmasterSettings(input),
     ...policySettings(input),
   ])}\n`;
@@ -115,6 +118,7 @@ NumTickets = 0
 `;
 
 export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFile[] {
+  if (input.config.role === 'mailbox') return []; // no Postfix: the relays deliver over LMTP
   return [
     { path: paths.mainCf, content: renderMainCf(input, paths), mode: 0o644 },
     { path: paths.masterCf, content: renderMasterCf(input, paths), mode: 0o644 },
@@ -122,5 +126,6 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
     ...mapFiles(input, paths),
     ...upstreamFiles(input, paths),
     ...milterFiles(input, paths),
+    ...replicaFiles(input, paths),
   ];
 }

@@ -1,4 +1,12 @@
 // TLS policy shared by Postfix and Dovecot: Mozilla "intermediate" (TLS 1.2 minimum).
+import { createHash, X509Certificate } from 'node:crypto';
+
+/** SHA-256 of a certificate's public key (DER SubjectPublicKeyInfo), as Postfix writes fingerprints: AB:CD:... */
+export function publicKeyFingerprint(certificatePem: string): string {
+  const spki = new X509Certificate(certificatePem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('hex').toUpperCase().match(/../g)!.join(':');
+}
+
 export const INTERMEDIATE_CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305';
 

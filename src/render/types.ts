@@ -6,7 +6,8 @@ export interface RenderInput {
   config: Config;
   /** The accounts to render: the configured ones, or the generated first-run account. */
   users: UserEntry[];
-  tls: { certFile: string; keyFile: string };
+  /** `publicKey`: the SHA-256 fingerprint of the certificate's public key (Postfix's colon form), which the relays pin. */
+  tls: { certFile: string; keyFile: string; publicKey?: string };
   /** Numeric ids of the unprivileged user that owns the mailboxes. */
   vmail: { uid: number; gid: number };
   /** Client addresses banned right now (AUTH_BAN_*), kept across re-renders. */
@@ -15,6 +16,13 @@ export interface RenderInput {
   dkimKeys: DkimKey[];
   /** Dovecot's auth policy endpoint the supervisor serves on loopback (bans on IMAP), when bans are on. */
   authPolicy?: AuthPolicyEndpoint;
+  /** ROLE=relay with HANDOFF_PEERS: the handoff account's password hash, for Dovecot's passdb. */
+  handoffHash?: string;
+  /**
+   * ROLE=relay, stopping: no SMTP listener any more; with `handoffTo`, everything queued goes to
+   * that peer's handoff listener (README, "More than one machine").
+   */
+  drain?: { handoffTo?: { host: string; port: number } };
 }
 
 export interface DkimKey {

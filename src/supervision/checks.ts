@@ -10,10 +10,15 @@ export interface Check extends Probe {
   daemon?: string;
   /** For a check without a daemon: what to do once it has failed for a while (restarts no daemon). */
   recover?: () => Promise<void>;
+  /** For a check without a daemon: its failure is reported as degraded, and /ready stays 200. */
+  optional?: boolean;
 }
 
-/** A check of something the supervisor serves itself (e.g. a policy service): it counts for readiness. */
-export type ServiceCheck = Probe & { recover?: () => Promise<void> };
+/**
+ * A check of something the supervisor serves or uses itself (e.g. a policy service, the shared
+ * store): it counts for readiness, or, when optional, is reported as degraded.
+ */
+export type ServiceCheck = Probe & { recover?: () => Promise<void>; optional?: boolean };
 
 /** Every check for the declared daemons; `listeners` are the enabled ones, probed on `host`. */
 export function buildChecks(declarations: DaemonDeclaration[], listeners: Array<Listener & { port: number }>, host: string): Check[] {
@@ -24,7 +29,7 @@ export function buildChecks(declarations: DaemonDeclaration[], listeners: Array<
       .map((listener) => ({
         name: `${listener.name}:${listener.port}`,
         daemon: declaration.name,
-        run: () => probeGreeting(host, listener.port, listener.protocol as 'smtp' | 'imap', listener.tls === 'implicit'),
+        run: () => probeGreeting(host, listener.port, listener.protocol === 'imap' ? 'imap' : 'smtp', listener.tls === 'implicit'),
       })),
   ]);
 }
@@ -60,7 +65,7 @@ export function readiness(
   const states: Record<string, CheckState> = {};
   const failing: string[] = [];
   const degraded: string[] = [];
-  const report = (daemon: string | undefined, line: string) => (daemon !== undefined && optional.has(daemon) ? degraded : failing).push(line);
+  const report = (daemon: string | undefined, line: string, optionalCheck = false) => (optionalCheck || (daemon !== undefined && optional.has(daemon)) ? degraded : failing).push(line);
   for (const [name, status] of Object.entries(daemons)) {
     if (status.state !== 'running') report(name, `${name}: ${status.state}${status.lastError ? ` (${status.lastError})` : ''}`);
   }
@@ -69,7 +74,7 @@ export function readiness(
     const cause = causes.get(check.name);
     const state: CheckState = result ?? { ok: false, error: 'not checked yet' };
     states[check.name] = cause && !state.ok ? { ...state, cause } : state;
-    if (!state.ok) report(check.daemon, `${check.name}: ${state.error}${cause ? ` (${cause})` : ''}`);
+    if (!state.ok) report(check.daemon, `${check.name}: ${state.error}${cause ? ` (${cause})` : ''}`, check.optional === true);
   }
   return { ready: failing.length === 0, checks: states, daemons, failing, degraded };
 }

@@ -58,6 +58,7 @@ export class Supervisor {
   private loop: Promise<void> | undefined;
   private wasReady = false;
   private wasDegraded = false;
+  private quiet = false;
 
   constructor(options: SupervisorOptions) {
     this.log = options.log.child({ service: 'supervisor' });
@@ -126,11 +127,22 @@ export class Supervisor {
     }
   }
 
+  /**
+   * No more probes (so no restart for a closed port) while the daemons keep running: a relay replica
+   * that drains its queue has closed its listeners on purpose. A daemon that exits is still restarted.
+   */
+  async quiesce(): Promise<void> {
+    this.quiet = true;
+    this.wake?.();
+    await this.loop?.catch(() => undefined);
+  }
+
   private async probeLoop(): Promise<void> {
-    while (!this.abort.signal.aborted) {
+    while (!this.abort.signal.aborted && !this.quiet) {
       await this.probeOnce();
-      // Fast while anything is failing, optional daemons included (so their return is seen at once).
-      const delay = this.wasReady && !this.wasDegraded ? SUPERVISION.intervalMs : SUPERVISION.fastIntervalMs;
+      // Fast while anything is failing, optional daemons included (so their return is seen at once);
+      // an optional service check alone (the shared store away) does not make every port probed 40 times a second.
+      const delay = this.wasReady && !this.optionalDaemonFailing() ? SUPERVISION.intervalMs : SUPERVISION.fastIntervalMs;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, delay);
         this.wake = () => {
@@ -177,6 +189,11 @@ export class Supervisor {
       if (degraded) this.log.warn({ event: 'degraded', degraded: verdict.degraded }, `serving without: ${verdict.degraded.join('; ')}`);
       else this.log.info({ event: 'complete' }, 'every optional daemon is up');
     }
+  }
+
+  private optionalDaemonFailing(): boolean {
+    const failing = (name: string) => this.checks.some((check) => check.daemon === name && this.results.get(check.name)?.ok === false);
+    return [...this.daemons.values()].some((d) => d.declaration.optional && (d.state !== 'running' || failing(d.name)));
   }
 
   /** A service check failing for failAfterMs gets its `recover` (once per failing stretch). */

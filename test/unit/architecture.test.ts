@@ -24,6 +24,7 @@ const STAGES: Record<string, number> = {
   metrics: 6,
   selftest: 6,
   dns: 6,
+  replicas: 6,
   http: 7,
   'app.ts': 8,
   'cli.ts': 9,

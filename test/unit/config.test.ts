@@ -12,7 +12,7 @@ test('a good environment gives a typed config with defaults', () => {
   const { config, warnings } = result;
   assert.equal(config.hostname, 'mail.example.com');
   assert.deepEqual(config.domains, ['example.com', 'example.org']);
-  assert.deepEqual(config.ports, { smtp: 25, submission: 587, submissions: 465, imap: 143, imaps: 993, http: 8080 });
+  assert.deepEqual(config.ports, { smtp: 25, submission: 587, submissions: 465, imap: 143, imaps: 993, lmtp: 0, handoff: 0, http: 8080 });
   assert.equal(config.stateDir, '/var/lib/relaybox');
   assert.equal(config.messageSizeLimit, 26214400);
   assert.deepEqual(config.relay, { host: 'smtp.example.net', port: 587, noMx: true, credentials: { username: 'u', password: 'p' } });

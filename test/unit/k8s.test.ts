@@ -18,6 +18,7 @@ import { Secret } from 'kubernetes-models/v1/Secret';
 import { Service } from 'kubernetes-models/v1/Service';
 import { envReference, loadConfig } from '../../src/config/load.ts';
 import { ROUTES } from '../../src/http/routes.ts';
+import { LISTENERS } from '../../src/listeners.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const K8S_DIR = join(ROOT, 'docker/k8s');
@@ -145,7 +146,9 @@ function consistencyProblems(docs: Doc[], t: Truth): string[] {
   const effective = (name: string) => env.get(name)?.value ?? t.env.get(name)?.default;
 
   // Ports: the container declares exactly the enabled PORT_* listeners.
-  const portVars = [...t.env.keys()].filter((name) => name.startsWith('PORT_'));
+  // Ports: the listeners of the container's ROLE (src/listeners.ts).
+  const role = effective('ROLE') ?? 'all';
+  const portVars = LISTENERS.filter((row) => (row.inRoles as readonly string[]).includes(role)).map((row) => row.variable);
   const expectedPorts = new Map(portVars.map((name) => [name, Number(effective(name))] as const).filter(([, port]) => port > 0));
   const containerPorts = new Map<string, number>((container.ports ?? []).map((p: Obj) => [p.name, p.containerPort]));
   for (const [name, port] of expectedPorts) {

@@ -2,7 +2,7 @@
 import { isAbsolute } from 'node:path';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { LISTENERS, type Ports } from '../../listeners.ts';
+import { LISTENERS, type Ports, type Role } from '../../listeners.ts';
 import { portVariables, text } from '../fields.ts';
 import type { Issue, Values } from './area.ts';
 
@@ -29,9 +29,11 @@ export const variables = {
 
 type Env = Values<typeof variables>;
 
-export function check(env: Env, issue: Issue): void {
-  for (const [i, a] of LISTENERS.entries()) {
-    for (const b of LISTENERS.slice(i + 1)) {
+export function check(env: Env & { ROLE: Role }, issue: Issue): void {
+  // Only the listeners of this replica's role listen.
+  const listening = LISTENERS.filter((row) => (row.inRoles as readonly Role[]).includes(env.ROLE));
+  for (const [i, a] of listening.entries()) {
+    for (const b of listening.slice(i + 1)) {
       const [portA, portB] = [env[a.variable], env[b.variable]];
       if (portA !== 0 && portA === portB) issue(b.variable, `port ${portB} is also ${a.variable}; every enabled listener needs its own port`, String(portB));
     }

@@ -4,6 +4,7 @@ import type { RenderInput } from '../types.ts';
 import { statePaths, type StatePaths } from '../paths.ts';
 import { HEADER, type Setting } from './format.ts';
 import { milterOptions } from './milters.ts';
+import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
 
 function listenerName(bindAddress: string | undefined, port: number): string {
   if (!bindAddress) return String(port);
@@ -18,9 +19,10 @@ export function quotaCheck(config: RenderInput['config']): string[] {
 /** The supervisor's policy service (abuse/policy-service.ts), relative to the queue directory (= paths.policySocket). */
 export const SENDING_POLICY_SERVICE = 'private/relaybox-policy';
 
-/** Per-user sending limits are on when any limit is (a suspension needs a limit to be reached). */
+/** Per-user sending limits are on when any limit is (a suspension needs a limit to be reached); not on a mailbox replica (no submission). */
 export function sendingLimitsOn(config: RenderInput['config']): boolean {
   const { messagesPerHour, recipientsPerDay, overrides } = config.sending;
+  if (config.role === 'mailbox') return false;
   return messagesPerHour > 0 || recipientsPerDay > 0 || overrides.some((o) => Boolean(o.messagesPerHour || o.recipientsPerDay));
 }
 
@@ -42,13 +44,13 @@ function dataRestrictions(config: RenderInput['config']): string {
 }
 
 // Submission (587 STARTTLS, 465 implicit TLS): authenticated users only, each sending as themselves.
-const submissionOptions = (config: RenderInput['config']) => [
+const submissionOptions = (config: RenderInput['config'], paths: StatePaths) => [
   'smtpd_tls_security_level=encrypt',
   'smtpd_sasl_auth_enable=yes',
   'smtpd_tls_auth_only=yes',
   'smtpd_helo_restrictions=',
   'smtpd_sender_restrictions=reject_non_fqdn_sender',
-  'smtpd_relay_restrictions=permit_sasl_authenticated,reject',
+  `smtpd_relay_restrictions=${[...handoffRefusal(config, paths), 'permit_sasl_authenticated', 'reject'].join(',')}`,
   // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
   `smtpd_recipient_restrictions=${['reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
   `smtpd_data_restrictions=${dataRestrictions(config)}`,
@@ -60,7 +62,8 @@ function listenerOptions(listener: Listener, input: RenderInput, paths: StatePat
   return [
     ...(listener.name === 'smtp' ? [] : [`syslog_name=postfix/${listener.name}`]),
     ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
-    ...(listener.role === 'submission' ? submissionOptions(input.config) : []),
+    ...(listener.role === 'submission' ? submissionOptions(input.config, paths) : []),
+    ...(listener.role === 'handoff' ? handoffListenerOptions(paths) : []),
     ...(listener.role === 'submission' || listener.role === 'inbound' ? milterOptions(listener.role, input, paths) : []),
   ];
 }
@@ -70,7 +73,8 @@ export function renderMasterCf(input: RenderInput, paths: StatePaths = statePath
   const bind = config.bindAddress;
   const service = (name: string, type: string, priv: string, unpriv: string, chroot: string, wakeup: string, maxproc: string, command: string, options: string[] = []) =>
     [[name, type, priv, unpriv, chroot, wakeup, maxproc, command].join('  '), ...options.map((o) => `  -o ${o}`)].join('\n');
-  const smtpListeners = enabledListeners(config.ports).filter((listener) => listener.daemon === 'postfix');
+  // A relay replica that is stopping listens no more (it drains, then hands its queue to a peer).
+  const smtpListeners = input.drain ? [] : enabledListeners(config.ports).filter((listener) => listener.daemon === 'postfix');
   const entries = [
     ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, input, paths))),
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
