@@ -67,10 +67,16 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY docker/rootfs/ /
 COPY docker/rspamd-cache.sh /tmp/rspamd-cache.sh
+# V8's compiled code of the modules relaybox loads, kept here (made at build time, below).
+ENV NODE_COMPILE_CACHE=/var/cache/relaybox/node
 
 # rspamd compiles the public-suffix list into its hyperscan cache on a first start (~11 s): do it
 # here, once; relaybox seeds STATE_DIR with it (it is recompiled there if the CPU differs).
 RUN bash /tmp/rspamd-cache.sh /var/cache/relaybox/rspamd-hs && rm /tmp/rspamd-cache.sh
+# Every module `relaybox run` loads, compiled once here (the root filesystem is read-only at run
+# time): ~30 ms off each start.
+RUN node --input-type=module -e "for (const m of ['cli', 'config/load', 'log', 'app', 'http/server', 'selftest/selftest', 'config/reload', 'metrics/metrics', 'host/command']) await import('/app/dist/' + m + '.js').catch(() => {}); await import('execa');" \
+ && ls /var/cache/relaybox/node
 
 ENV NODE_ENV=production \
     STATE_DIR=/var/lib/relaybox

@@ -31,15 +31,19 @@ function shutdownDeadlineMs(config: Config): number {
   return SHUTDOWN_DEADLINE_MS + (config.role === 'relay' ? (config.drain.drainSeconds + config.drain.handoffSeconds) * 1000 : 0);
 }
 
-/** What serves HTTP, counts and reloads: loaded while the daemons start (they run in other processes). */
+/** What serves HTTP and reloads: loaded while the daemons start (they run in other processes). */
 async function loadServing() {
-  const [{ Metrics }, { buildHttpServer }, { runSelftest }, { Reloader }] = await Promise.all([
-    import('./metrics/metrics.ts'),
-    import('./http/server.ts'),
-    import('./selftest/selftest.ts'),
-    import('./config/reload.ts'),
-  ]);
-  return { Metrics, buildHttpServer, runSelftest, Reloader };
+  const [{ buildHttpServer }, { runSelftest }, { Reloader }] = await Promise.all([import('./http/server.ts'), import('./selftest/selftest.ts'), import('./config/reload.ts')]);
+  return { buildHttpServer, runSelftest, Reloader };
+}
+
+/** Resolves once the readiness verdict first says ready (or after `capMs`): loading more can wait until then. */
+function firstReady(readiness: () => { ready: boolean }, capMs = 5000): Promise<void> {
+  const until = Date.now() + capMs;
+  return new Promise((resolve) => {
+    const look = () => (readiness().ready || Date.now() > until ? resolve() : setTimeout(look, 25));
+    look();
+  });
 }
 
 export async function run(config: Config, root: Logger): Promise<number> {
@@ -61,7 +65,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   // rendered files; the sending-limits policy service listens before Postfix starts.
   let supervisor: Supervisor | undefined;
   let metrics: Metrics | undefined;
-  const defences = new AbuseDefences(config, config.users, paths, log, {
+  const defences = await AbuseDefences.create(config, config.users, paths, log, {
     putBansInForce: async (addresses) => {
       writeDaemonFile(banMapFile(paths, addresses));
       await supervisor?.reload('postfix');
@@ -74,7 +78,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   await defences.reconfigure(config, rendered.users);
   await defences.startPolicyService();
 
-  // The daemons. Their log lines reach the defences at once and the metrics once those are loaded.
+  // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
   const daemons = new Supervisor({
     declarations,
     listeners: enabledListeners(config.ports),
@@ -135,20 +139,31 @@ export async function run(config: Config, root: Logger): Promise<number> {
   const starting = daemons.start();
   starting.catch(() => undefined);
 
-  // Meanwhile: metrics, HTTP, reload.
+  // Meanwhile: HTTP and reload.
   const loaded = await loadServing();
   // While a relay drains, /ready says so: the Services stop sending it clients and peers.
   const readiness = () => {
     const verdict = daemons.readiness();
     return draining ? { ...verdict, ready: false, failing: ['draining: this relay replica is stopping', ...verdict.failing] } : verdict;
   };
-  const counted = new loaded.Metrics({ readiness, bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile, strandedMessages: () => strandedMessages(paths) });
-  for (const line of early.splice(0)) counted.observe(line);
-  metrics = counted;
+  // prom-client is loaded off the path to /ready, once the first probes pass; a scrape before waits for it.
+  const counting = (async () => {
+    await starting;
+    await firstReady(readiness);
+    const { Metrics } = await import('./metrics/metrics.ts');
+    const counted = new Metrics({ readiness, bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile, strandedMessages: () => strandedMessages(paths) });
+    for (const line of early.splice(0)) counted.observe(line);
+    metrics = counted;
+    return counted;
+  })();
+  counting.catch(() => undefined);
   const http = loaded.buildHttpServer({
     health: () => ({ ...daemons.health(), bansActive: bans.active.length }),
     readiness,
-    metrics: async () => ({ contentType: counted.registry.contentType, text: await counted.registry.metrics() }),
+    metrics: async () => {
+      const counted = await counting;
+      return { contentType: counted.registry.contentType, text: await counted.registry.metrics() };
+    },
     selftest: () => ({ token: rendered.config.selftest.token, options: { config: rendered.config, credentials: rendered.config.selftest.credentials } }),
     runSelftest: loaded.runSelftest,
   });

@@ -1,11 +1,17 @@
 #!/usr/bin/env node
 // relaybox command line. Each command loads only the modules it needs (`run` is the only one that
 // needs the supervisor, fastify and prom-client).
+import { enableCompileCache } from 'node:module';
+import { tmpdir } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { loadConfig, maskedConfig, type LoadResult } from './config/load.ts';
+import type { LoadResult } from './config/load.ts';
 import { HASH_SCHEMES } from './config/values.ts';
 import { EXIT_CONFIG, EXIT_FAILURE } from './exit.ts';
+
+// Compiled code of the modules kept across starts (~30 ms of each); the image ships it made
+// (NODE_COMPILE_CACHE). Everything below is imported after this, so all of it is cached.
+enableCompileCache(process.env.NODE_COMPILE_CACHE || `${tmpdir()}/relaybox-node-compile-cache`);
 
 const USAGE = `usage: relaybox <command>
   run                         start the supervisor (Dovecot, Postfix, /health, /ready, /metrics)
@@ -26,13 +32,15 @@ function fail(lines: string[], code = EXIT_CONFIG): never {
   process.exit(code);
 }
 
-function validConfig(what: string): Extract<LoadResult, { ok: true }> {
+async function validConfig(what: string): Promise<Extract<LoadResult, { ok: true }>> {
+  const { loadConfig } = await import('./config/load.ts');
   const result = loadConfig(process.env);
   if (!result.ok) fail([`configuration is invalid; ${what}:`, ...result.errors]);
   return result;
 }
 
 async function run(): Promise<void> {
+  const { loadConfig } = await import('./config/load.ts');
   const result = loadConfig(process.env);
   const { createLogger } = await import('./log.ts');
   const root = await createLogger(result.ok ? result.config.log : undefined);
@@ -48,7 +56,8 @@ async function run(): Promise<void> {
 
 async function checkConfig(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { render: { type: 'string' } } });
-  const { config, warnings } = validConfig('nothing was started');
+  const { config, warnings } = await validConfig('nothing was started');
+  const { maskedConfig } = await import('./config/load.ts');
   for (const warning of warnings) process.stderr.write(`relaybox: warning: ${warning}\n`);
   process.stdout.write(`${JSON.stringify(maskedConfig(config), null, 2)}\n`);
   if (values.render) {
@@ -71,7 +80,7 @@ async function hashPasswordCommand(args: string[]): Promise<void> {
 }
 
 async function selftest(): Promise<void> {
-  const { config } = validConfig('nothing was tested');
+  const { config } = await validConfig('nothing was tested');
   const { runSelftest } = await import('./selftest/selftest.ts');
   const steps = await runSelftest({ config, credentials: config.selftest.credentials }, (step) =>
     process.stdout.write(`${step.status.toUpperCase().padEnd(4)} ${step.name}: ${step.detail}\n`),
@@ -81,7 +90,7 @@ async function selftest(): Promise<void> {
 
 async function dns(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { check: { type: 'boolean', default: false } } });
-  const { config } = validConfig('nothing was looked up');
+  const { config } = await validConfig('nothing was looked up');
   const [{ dnsCommand }, { createLogger }] = await Promise.all([import('./dns/commands.ts'), import('./log.ts')]);
   const log = (await createLogger({ level: 'warn', format: 'json' }, 2)).child({ service: 'dns' });
   process.exit(await dnsCommand(config, values.check, log, (line) => process.stdout.write(`${line}\n`)));

@@ -4,7 +4,7 @@
 // restarts: a file in STATE_DIR, or Redis shared by every replica (REDIS_URL), whose bans made by
 // other replicas are learnt every second. The composition root starts them around the daemons and
 // feeds them the log lines.
-import { execa } from 'execa';
+import { command } from '../host/command.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { UserEntry } from '../config/values.ts';
@@ -19,7 +19,7 @@ import { AuthPolicyServer, probeAuthPolicy } from './auth-policy.ts';
 import { AuthBans } from './bans.ts';
 import { PolicyService, probePolicyService, sendingPolicy } from './policy-service.ts';
 import { SendLimits, type LimitName } from './send-limits.ts';
-import { RedisStore } from './redis-store.ts';
+import type { RedisStore } from './redis-store.ts';
 import { FileStore, type AbuseStore } from './store.ts';
 
 /** How often a replica looks for bans the others made (a ban is in force everywhere within ~1-2 s). */
@@ -33,7 +33,7 @@ export interface DefenceHooks {
 
 /** Puts queued messages on hold; postsuper reports each one it held. */
 async function holdQueued(paths: StatePaths, ids: string[]): Promise<number> {
-  const result = await execa('postsuper', ['-c', paths.postfix, '-h', '-'], { input: `${ids.join('\n')}\n`, reject: false, all: true, timeout: 30_000 });
+  const result = await command('postsuper', ['-c', paths.postfix, '-h', '-'], { input: `${ids.join('\n')}\n`, reject: false, timeoutMs: 30_000 });
   return (result.all.match(/placed on hold/g) ?? []).length;
 }
 
@@ -51,10 +51,16 @@ export class AbuseDefences {
   private readonly log: Logger;
   authPolicyEndpoint: AuthPolicyEndpoint | undefined;
 
-  constructor(config: Config, users: UserEntry[], paths: StatePaths, log: Logger, hooks: DefenceHooks) {
+  /** The Redis client is loaded only when REDIS_URL asks for it (~90 ms of every start otherwise). */
+  static async create(config: Config, users: UserEntry[], paths: StatePaths, log: Logger, hooks: DefenceHooks): Promise<AbuseDefences> {
+    const shared = config.redis ? new (await import('./redis-store.ts')).RedisStore(config.redis, log) : undefined;
+    return new AbuseDefences(config, users, paths, log, hooks, shared);
+  }
+
+  private constructor(config: Config, users: UserEntry[], paths: StatePaths, log: Logger, hooks: DefenceHooks, shared: RedisStore | undefined) {
     this.paths = paths;
     this.log = log;
-    this.shared = config.redis ? new RedisStore(config.redis, log) : undefined;
+    this.shared = shared;
     this.store = this.shared ?? FileStore.open(paths.abuseState);
     const gateways = defaultGateways();
     for (const gateway of trustedGateways(config.trustedNetworks, gateways)) {

@@ -7,7 +7,7 @@ import { closeSync, constants, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { execa } from 'execa';
+import { spawn, spawnSync } from 'node:child_process';
 import type { Logger } from 'pino';
 import { groupMembers } from '../host/processes.ts';
 import type { DaemonDeclaration } from './declaration.ts';
@@ -24,11 +24,13 @@ export interface DaemonStatus {
 
 type ExitListener = (info: { code?: number; signal?: string }) => void;
 
-/** In its own process group (detached), so the whole daemon can be ended with one kill. */
-// execa takes either a file descriptor or 'pipe' here; its types do not accept the union, hence the cast.
-function launch(command: string, args: string[], output: number | 'pipe'): ChildProcess {
-  // The 'exit' event lives on the underlying ChildProcess, execa's documented escape hatch.
-  return execa(command, args, { detached: true, stdin: 'ignore', stdout: output as 'pipe', stderr: output as 'pipe', buffer: false, reject: false, cleanup: false, env: { LANG: 'C' } }).nodeChildProcess;
+/**
+ * In its own process group (detached), so the whole daemon can be ended with one kill; its output on a
+ * FIFO or pipes that the Daemon reads line by line. A long-running child with its own stdio needs none
+ * of what execa adds for commands (host/command.ts), and spawning it directly keeps execa off the start.
+ */
+function launch(file: string, args: string[], output: number | 'pipe'): ChildProcess {
+  return spawn(file, args, { detached: true, stdio: ['ignore', output, output], env: { ...process.env, LANG: 'C' } });
 }
 
 export class Daemon {
@@ -133,6 +135,7 @@ export class Daemon {
     for (const group of this.declaration.extraGroups()) this.groups.add(group);
     this.current.state = 'running';
     this.current.startedAt = new Date().toISOString();
+    this.log.debug({ event: 'daemon_started', ms: Date.now() - this.startedAtMs }, `${this.name} is up`);
   }
 
   private startFailed(error: Error): Error {
@@ -145,7 +148,8 @@ export class Daemon {
   private async openFifo(path: string): Promise<number> {
     if (!this.fifo) {
       rmSync(path, { force: true });
-      await execa('mkfifo', ['-m', '0600', path]);
+      const made = spawnSync('mkfifo', ['-m', '0600', path]);
+      if (made.status !== 0) throw new Error(`mkfifo ${path}: ${String(made.stderr).trim() || `exit ${made.status}`}`);
       const reader = new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
       this.relay(reader);
       this.fifo = { reader, writer: openSync(path, constants.O_WRONLY) };

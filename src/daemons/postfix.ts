@@ -1,6 +1,6 @@
 // Postfix: the SMTP listeners, the queue, delivery upstream and to Dovecot over LMTP.
 import { rmSync } from 'node:fs';
-import { execa } from 'execa';
+import { command } from '../host/command.ts';
 import type { Logger } from 'pino';
 import { countFiles } from '../host/files.ts';
 import { readPidFile } from '../host/orphans.ts';
@@ -29,11 +29,11 @@ function masterPid(paths: StatePaths): number | undefined {
   return pid !== undefined && processGroup(pid) !== undefined ? pid : undefined;
 }
 
-const postfixCommand = (paths: StatePaths, ...args: string[]) => execa('postfix', ['-c', paths.postfix, ...args], { timeout: 10_000 });
+const postfixCommand = (paths: StatePaths, ...args: string[]) => command('postfix', ['-c', paths.postfix, ...args], { timeoutMs: 10_000 });
 
 async function flushDeferred(paths: StatePaths, log: Logger, why: string): Promise<void> {
   if (countFiles(`${paths.queue}/deferred`) === 0) return;
-  await execa('postqueue', ['-c', paths.postfix, '-f'], { timeout: 10_000 });
+  await command('postqueue', ['-c', paths.postfix, '-f'], { timeoutMs: 10_000 });
   log.info({ event: 'queue_flush' }, why);
 }
 
@@ -74,7 +74,7 @@ export function postfix({ config, paths }: DaemonContext): DaemonDeclaration | u
     // Mail deferred before this start (say, the upstream was down) is retried now, not hours later.
     afterStart: async (log) => {
       // postsuper's start-up care that `postfix check` used to give: queue file names, stale temporary files.
-      void execa('postsuper', ['-c', paths.postfix], { reject: false, timeout: 60_000 });
+      void command('postsuper', ['-c', paths.postfix], { reject: false, timeoutMs: 60_000 });
       await flushDeferred(paths, log, 'retrying the mail queued before this start');
     },
     // Deliveries to Dovecot deferred while it was down would otherwise wait out the retry backoff (5 min and more).

@@ -1,6 +1,6 @@
 // System accounts the daemons run as, read from /etc/passwd and /etc/group.
 import { readFileSync } from 'node:fs';
-import { execa } from 'execa';
+import { command } from './command.ts';
 
 export const MAILBOX_USER = 'vmail';
 
@@ -25,7 +25,7 @@ export function groupId(name: string): number | undefined {
 export async function ensureMailboxUser(): Promise<{ uid: number; gid: number }> {
   const existing = userIds(MAILBOX_USER);
   if (existing) return existing;
-  await execa('useradd', ['--system', '--user-group', '--home-dir', '/nonexistent', '--no-create-home', '--shell', '/usr/sbin/nologin', MAILBOX_USER]);
+  await command('useradd', ['--system', '--user-group', '--home-dir', '/nonexistent', '--no-create-home', '--shell', '/usr/sbin/nologin', MAILBOX_USER]);
   const created = userIds(MAILBOX_USER);
   if (!created) throw new Error(`could not create the system user ${MAILBOX_USER}`);
   return created;

@@ -39,11 +39,15 @@ export async function resolveRenderInput(config: Config, mode: ResolveMode, bann
       dkimKeys: plannedDkimKeys(config, paths),
     };
   }
-  const vmail = await ensureMailboxUser();
-  const tls = withPublicKey(await ensureTls(config, paths, mode.log));
-  const users = await firstRunUsers(config, paths, mode.log);
-  const dkimKeys = await ensureDkimKeys(config, paths, mode.log);
-  // Dovecot checks the handoff account like any other: a hash, made afresh at each render.
-  const handoffHash = config.handoff ? await hashPassword(config.handoff.password, 'SHA512-CRYPT') : undefined;
+  // At a first start these make a certificate, the first-run account and DKIM keys: side by side.
+  const [vmail, tlsFiles, users, dkimKeys, handoffHash] = await Promise.all([
+    ensureMailboxUser(),
+    ensureTls(config, paths, mode.log),
+    firstRunUsers(config, paths, mode.log),
+    ensureDkimKeys(config, paths, mode.log),
+    // Dovecot checks the handoff account like any other: a hash, made afresh at each render.
+    config.handoff ? hashPassword(config.handoff.password, 'SHA512-CRYPT') : undefined,
+  ]);
+  const tls = withPublicKey(tlsFiles);
   return { config, users, tls, vmail, bannedClients, dkimKeys, ...(authPolicy ? { authPolicy } : {}), ...(handoffHash ? { handoffHash } : {}) };
 }

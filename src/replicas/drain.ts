@@ -7,7 +7,7 @@
 //  4. what is still queued then stays on the volume, said loudly (`queue_stranded`, an error, and
 //     relaybox_queue_stranded_messages); the replica delivers it itself when it starts again.
 import { setTimeout as wait } from 'node:timers/promises';
-import { execa } from 'execa';
+import { command } from '../host/command.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { countFiles } from '../host/files.ts';
@@ -35,7 +35,7 @@ export interface DrainResult {
 const inFlight = (paths: StatePaths) => countFiles(`${paths.queue}/incoming`) + countFiles(`${paths.queue}/active`) + countFiles(`${paths.queue}/maildrop`);
 
 async function flush(paths: StatePaths): Promise<void> {
-  await execa('postqueue', ['-c', paths.postfix, '-f'], { reject: false, timeout: 10_000 });
+  await command('postqueue', ['-c', paths.postfix, '-f'], { reject: false, timeoutMs: 10_000 });
 }
 
 /**

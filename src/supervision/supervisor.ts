@@ -57,6 +57,7 @@ export class Supervisor {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private wasReady = false;
+  private readonly firstReady = Promise.withResolvers<void>();
   private wasDegraded = false;
   private quiet = false;
 
@@ -122,9 +123,17 @@ export class Supervisor {
     }
     await Promise.all(all.filter((d) => !d.declaration.optional).map(launch));
     this.loop = this.probeLoop();
-    for (const daemon of this.daemons.values()) {
-      daemon.declaration.afterStart?.(this.log).catch((error: Error) => this.log.warn({ event: 'after_start_failed', daemon: daemon.name, error: error.message }, `${daemon.name}: ${error.message}`));
-    }
+    // After-start work (queue care, which loads the command runner) waits for the first ready verdict.
+    const afterStart = () => {
+      for (const daemon of this.daemons.values()) {
+        daemon.declaration.afterStart?.(this.log).catch((error: Error) => this.log.warn({ event: 'after_start_failed', daemon: daemon.name, error: error.message }, `${daemon.name}: ${error.message}`));
+      }
+    };
+    const fallback = setTimeout(() => this.firstReady.resolve(), 5000);
+    void this.firstReady.promise.then(() => {
+      clearTimeout(fallback);
+      if (!this.abort.signal.aborted) afterStart();
+    });
   }
 
   /**
@@ -181,6 +190,7 @@ export class Supervisor {
     if (verdict.ready !== this.wasReady) {
       this.wasReady = verdict.ready;
       if (verdict.ready) this.log.info({ event: 'ready' }, 'all checks pass: ready');
+      if (verdict.ready) this.firstReady.resolve();
       else this.log.warn({ event: 'not_ready', failing: verdict.failing }, `not ready: ${verdict.failing.join('; ')}`);
     }
     const degraded = verdict.degraded.length > 0;
