@@ -78,3 +78,25 @@ export function readiness(
   }
   return { ready: failing.length === 0, checks: states, daemons, failing, degraded };
 }
+
+export interface DependencyView {
+  needs: (daemon: string) => string[];
+  state: (daemon: string) => DaemonStatus['state'];
+  checks: Check[];
+  results: ReadonlyMap<string, ProbeResult>;
+}
+
+/** The first daemon that `daemon` needs (directly or not) which is down or failing its own checks. */
+export function blockedBy(daemon: string, view: DependencyView, seen = new Set<string>()): string | undefined {
+  for (const need of view.needs(daemon)) {
+    if (seen.has(need)) continue;
+    seen.add(need);
+    const state = view.state(need);
+    if (state !== 'running') return `${need} is ${state}`;
+    const failing = view.checks.find((check) => check.daemon === need && view.results.get(check.name)?.ok === false);
+    if (failing) return `${need} fails ${failing.name}`;
+    const deeper = blockedBy(need, view, seen);
+    if (deeper) return deeper;
+  }
+  return undefined;
+}

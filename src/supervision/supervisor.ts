@@ -8,7 +8,7 @@ import type { DaemonDeclaration } from '../daemons/declaration.ts';
 import type { DaemonLogLine } from '../daemons/log-line.ts';
 import type { Listener } from '../listeners.ts';
 import type { ProbeResult } from '../protocol/probes.ts';
-import { buildChecks, readiness, type Check, type Readiness, type ServiceCheck } from './checks.ts';
+import { blockedBy, buildChecks, readiness, type Check, type Readiness, type ServiceCheck } from './checks.ts';
 import { decideRestart, NO_HISTORY, type RestartHistory, type RestartPolicy } from './restart-policy.ts';
 import { startWaves } from './start-order.ts';
 
@@ -173,7 +173,7 @@ export class Supervisor {
         continue;
       }
       const daemon = this.daemons.get(check.daemon)!;
-      const blocker = result.ok ? undefined : this.blockedBy(check.daemon);
+      const blocker = result.ok ? undefined : blockedBy(check.daemon, { needs: (name) => this.daemons.get(name)?.declaration.needs ?? [], state: (name) => this.daemons.get(name)!.state, checks: this.checks, results: this.results });
       if (blocker) this.causes.set(check.name, blocker);
       if (result.ok || daemon.state !== 'running' || blocker) {
         this.failingSince.delete(check.name);
@@ -218,21 +218,6 @@ export class Supervisor {
     this.failingSince.delete(check.name);
     this.log.warn({ event: 'service_recover', check: check.name }, `check ${check.name} failing for ${Math.round((now - since) / 1000)} s: recovering it`);
     check.recover().catch((error: Error) => this.log.error({ event: 'service_recover_failed', check: check.name, error: error.message }, `recovering ${check.name} failed: ${error.message}`));
-  }
-
-  /** The first daemon that `name` needs (directly or not) which is down or failing its own checks. */
-  private blockedBy(name: string, seen = new Set<string>()): string | undefined {
-    for (const need of this.daemons.get(name)?.declaration.needs ?? []) {
-      if (seen.has(need)) continue;
-      seen.add(need);
-      const daemon = this.daemons.get(need)!;
-      if (daemon.state !== 'running') return `${need} is ${daemon.state}`;
-      const failing = this.checks.find((check) => check.daemon === need && this.results.get(check.name)?.ok === false);
-      if (failing) return `${need} fails ${failing.name}`;
-      const deeper = this.blockedBy(need, seen);
-      if (deeper) return deeper;
-    }
-    return undefined;
   }
 
   async restart(name: string, reason: string): Promise<void> {
