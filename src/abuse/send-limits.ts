@@ -78,7 +78,11 @@ export class SendLimits {
   decide(request: SendRequest): Promise<SendDecision> {
     const next = this.serial.then(() => this.decideNow({ ...request, user: request.user.toLowerCase() }));
     this.serial = next.catch(() => undefined);
-    return next;
+    // Answered once the counts it made are durable; outside the chain, so one write serves many answers.
+    return next.then(async (decision) => {
+      await this.store.flush();
+      return decision;
+    });
   }
 
   private limitsOf(user: string): { messagesPerHour: number; recipientsPerDay: number } {
@@ -147,9 +151,13 @@ export class SendLimits {
 
   private remember(user: string, id: string): void {
     if (!id) return;
-    const since = this.now() - HOUR_MS;
-    const list = (this.recent.get(user) ?? []).filter((entry) => entry.at > since).slice(-RECENT_PER_USER + 1);
-    list.push({ id, at: this.now() });
+    const now = this.now();
+    const list = this.recent.get(user) ?? [];
+    list.push({ id, at: now });
+    // Oldest first: drop what is older than an hour, and beyond the cap, from the front only.
+    let stale = 0;
+    while (stale < list.length && list[stale]!.at <= now - HOUR_MS) stale++;
+    list.splice(0, Math.max(stale, list.length - RECENT_PER_USER));
     this.recent.set(user, list);
   }
 

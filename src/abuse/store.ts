@@ -1,7 +1,8 @@
 // Where the abuse defences keep what must outlive a restart: counters with an expiry (sending
 // limits), and lists of entries with an expiry (bans, suspended users). Narrow and async, so that a
 // shared implementation (e.g. Redis, for several replicas) can stand in for the file-backed one.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface StoredEntry {
@@ -54,7 +55,7 @@ export class MemoryStore implements AbuseStore {
     const counter = known && known.expires > now ? known : { value: 0, expires: now + ttlSeconds * 1000 };
     counter.value += by;
     this.counters.set(key, counter);
-    this.changed();
+    this.changed('counter');
     return counter.value;
   }
 
@@ -65,17 +66,17 @@ export class MemoryStore implements AbuseStore {
 
   async put(list: EntryList, entry: StoredEntry): Promise<void> {
     this.lists[list].set(entry.id, { ...entry });
-    this.changed();
+    this.changed('list');
   }
 
   async remove(list: EntryList, id: string): Promise<void> {
-    if (this.lists[list].delete(id)) this.changed();
+    if (this.lists[list].delete(id)) this.changed('list');
   }
 
   async flush(): Promise<void> {}
 
   /** Called after every change. */
-  protected changed(): void {}
+  protected changed(_what: 'counter' | 'list'): void {}
 
   protected snapshot(): Snapshot {
     const now = this.now();
@@ -88,13 +89,20 @@ export class MemoryStore implements AbuseStore {
 }
 
 /**
- * The whole state in one JSON file, replaced atomically (write, then rename). Changes made in one
- * turn of the event loop are written together, before any answer that depends on them goes out, so
- * a supervisor killed with -9 loses nothing it has acted on.
+ * The whole state in one JSON file, replaced atomically (write, then rename). Nothing that depends on
+ * a change is answered before it is on disk: a ban or suspension is written before put() resolves,
+ * and the policy service answers only after flush(), so a supervisor killed with -9 forgets nothing it
+ * acted on. Writes are off the event loop and shared: every change made while one write is under way
+ * goes into the next (replacing a file on ext4 waits for the journal, milliseconds under mail load).
  */
+export const COUNTER_WRITE_MS = 1000;
+
 export class FileStore extends MemoryStore {
   private readonly path: string;
-  private pending = false;
+  private writing: Promise<void> | undefined;
+  private queued: Promise<void> | undefined;
+  private counterTimer: NodeJS.Timeout | undefined;
+  private madeDir: Promise<unknown> | undefined;
 
   private constructor(path: string, now: () => number) {
     super(now);
@@ -126,21 +134,42 @@ export class FileStore extends MemoryStore {
     }
   }
 
-  protected override changed(): void {
-    if (this.pending) return;
-    this.pending = true;
-    queueMicrotask(() => this.write());
+  override async put(list: EntryList, entry: StoredEntry): Promise<void> {
+    await super.put(list, entry);
+    await this.flush();
   }
 
-  override async flush(): Promise<void> {
-    this.write();
+  override async remove(list: EntryList, id: string): Promise<void> {
+    await super.remove(list, id);
+    await this.flush();
   }
 
-  private write(): void {
-    this.pending = false;
-    mkdirSync(dirname(this.path), { recursive: true });
+  /** A counter changed outside a decision that flushes (none does today) still reaches the disk. */
+  protected override changed(what: 'counter' | 'list'): void {
+    if (what === 'counter') this.counterTimer ??= setTimeout(() => void this.flush().catch(() => undefined), COUNTER_WRITE_MS).unref();
+  }
+
+  /** Resolves once a write that began after this call has finished: everything changed before it is on disk. */
+  override flush(): Promise<void> {
+    this.queued ??= (this.writing ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        const write = this.write();
+        this.writing = write;
+        return write;
+      });
+    return this.queued;
+  }
+
+  private async write(): Promise<void> {
+    clearTimeout(this.counterTimer);
+    this.counterTimer = undefined;
+    const content = `${JSON.stringify(this.snapshot())}\n`;
+    this.madeDir ??= mkdir(dirname(this.path), { recursive: true });
+    await this.madeDir;
     const temporary = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(temporary, `${JSON.stringify(this.snapshot())}\n`, { mode: 0o600 });
-    renameSync(temporary, this.path);
+    await writeFile(temporary, content, { mode: 0o600 });
+    await rename(temporary, this.path);
   }
 }

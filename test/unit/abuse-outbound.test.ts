@@ -3,13 +3,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { pino } from 'pino';
 import { AddressSet, defaultGateways, GatewayWatch, neverBanned, trustedGateways } from '../../src/abuse/addresses.ts';
 import { AuthPolicyServer, probeAuthPolicy } from '../../src/abuse/auth-policy.ts';
 import { AuthBans } from '../../src/abuse/bans.ts';
 import { PolicyService, probePolicyService, sendingPolicy } from '../../src/abuse/policy-service.ts';
-import { FileStore } from '../../src/abuse/store.ts';
+import { COUNTER_WRITE_MS, FileStore } from '../../src/abuse/store.ts';
 import { deferralReason } from '../../src/metrics/metrics.ts';
 
 const silent = pino({ level: 'silent' });
@@ -45,15 +45,33 @@ test('the file store: written whole (0600, via a rename), reopened with what has
   assert.equal(await FileStore.open(`${dir}/broken.json`).get('k'), 0, 'an unreadable file: start empty');
 });
 
+test('the file store: a ban is on disk before put() resolves; counters at the next flush (the policy answer waits for it), or within COUNTER_WRITE_MS', async () => {
+  const dir = mkdtempSync('/tmp/rbstore-');
+  const path = `${dir}/state.json`;
+  const store = FileStore.open(path);
+  const onDisk = () => (existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as { counters: Record<string, { value: number }>; lists: { bans: Array<{ id: string }> } }) : undefined);
+  await store.put('bans', { id: '192.0.2.9', until: Date.now() + 60_000 });
+  assert.deepEqual(onDisk()?.lists.bans.map((b) => b.id), ['192.0.2.9'], 'the ban was written before the caller could answer');
+  for (let i = 0; i < 50; i++) await store.increment('messages:alice', 1, 3600);
+  assert.equal(onDisk()?.counters['messages:alice'], undefined, 'counters are not written one by one');
+  await Promise.all(Array.from({ length: 20 }, () => store.flush()));
+  assert.equal(onDisk()?.counters['messages:alice']?.value, 50, 'after flush() everything counted so far is on disk');
+  await store.increment('messages:alice', 1, 3600);
+  await new Promise((resolve) => setTimeout(resolve, COUNTER_WRITE_MS + 200));
+  assert.equal(onDisk()?.counters['messages:alice']?.value, 51, 'a count nobody flushed reaches the disk by itself');
+});
+
 test('bans are stored, restored with their remaining time, and lifted from the store when they expire', async () => {
   const dir = mkdtempSync('/tmp/rbstore-');
   const settings = { threshold: 2, windowSeconds: 60, durationSeconds: 100 };
   let now = 2_000;
   const open = () => FileStore.open(`${dir}/s.json`, { now: () => now });
-  const first = new AuthBans(settings, async () => {}, silent, { store: open() });
+  const inForce: string[] = [];
+  const first = new AuthBans(settings, async (addresses) => void inForce.push(...addresses), silent, { store: open() });
   first.observe(failure('192.0.2.7'), 1_000);
   first.observe(failure('::ffff:192.0.2.7'), 2_000);
-  await new Promise((resolve) => setImmediate(resolve));
+  // The ban is put in force (the callback) only once it is on disk.
+  for (let i = 0; i < 200 && !inForce.includes('192.0.2.7'); i++) await new Promise((resolve) => setTimeout(resolve, 5));
   assert.deepEqual(first.active, ['192.0.2.7'], 'an IPv4-mapped address is the same client');
   assert.equal(first.isBanned('192.0.2.7', 50_000), true);
   now = 42_000;
