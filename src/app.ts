@@ -20,7 +20,7 @@ import { banMapFile } from './render/postfix.ts';
 import type { RenderInput } from './render/types.ts';
 import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
-import { Supervisor } from './supervision/supervisor.ts';
+import { AFTER_READY_DELAY_MS, Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
 const CRASH_LOOP_EXIT_DELAY_MS = 15_000;
@@ -150,6 +150,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   const counting = (async () => {
     await starting;
     await firstReady(readiness);
+    await new Promise((resolve) => setTimeout(resolve, AFTER_READY_DELAY_MS));
     const { Metrics } = await import('./metrics/metrics.ts');
     const counted = new Metrics({ readiness, bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile, strandedMessages: () => strandedMessages(paths) });
     for (const line of early.splice(0)) counted.observe(line);

@@ -3,12 +3,13 @@
 // The Daemon owns its status; the supervisor asks it to change state, never writes it.
 import { setTimeout as wait } from 'node:timers/promises';
 import type { ChildProcess } from 'node:child_process';
-import { closeSync, constants, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import type { Logger } from 'pino';
+import { startCommand } from '../host/command.ts';
 import { groupMembers } from '../host/processes.ts';
 import type { DaemonDeclaration } from './declaration.ts';
 import { emitDaemonLine, type DaemonLogLine } from './log-line.ts';
@@ -147,9 +148,12 @@ export class Daemon {
 
   private async openFifo(path: string): Promise<number> {
     if (!this.fifo) {
-      rmSync(path, { force: true });
-      const made = spawnSync('mkfifo', ['-m', '0600', path]);
-      if (made.status !== 0) throw new Error(`mkfifo ${path}: ${String(made.stderr).trim() || `exit ${made.status}`}`);
+      // One left by an earlier run is reused (a FIFO keeps no data once nobody has it open).
+      const found = lstatSync(path, { throwIfNoEntry: false });
+      if (!(found?.isFIFO() && found.uid === process.getuid?.() && (found.mode & 0o777) === 0o600)) {
+        rmSync(path, { force: true });
+        await startCommand('mkfifo', ['-m', '0600', path]);
+      }
       const reader = new Socket({ fd: openSync(path, constants.O_RDONLY | constants.O_NONBLOCK), readable: true, writable: false });
       this.relay(reader);
       this.fifo = { reader, writer: openSync(path, constants.O_WRONLY) };

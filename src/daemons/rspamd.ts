@@ -1,6 +1,7 @@
 // rspamd: the content filter on port 25 (SPF, DKIM, DMARC, spam score, GTUBE), a milter for Postfix.
 // relaybox serves without it (port 25 answers 451 meanwhile), so it does not hold up /ready.
-import { chownSync, copyFileSync, existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { chown, copyFile } from 'node:fs/promises';
 import { userIds } from '../host/accounts.ts';
 import { commandName } from '../host/processes.ts';
 import { probeMilter } from '../protocol/milter.ts';
@@ -25,15 +26,20 @@ export function parseRspamdLine(line: string): DaemonLogLine {
   return { level, msg, ...(match ? { program: `rspamd/${match[2]}`, pid: Number(match[1]) } : {}) };
 }
 
-/** Copies the image's compiled hyperscan cache into STATE_DIR once (rspamd rewrites it there if the CPU differs). */
-function seedCache(paths: StatePaths): void {
+/**
+ * Copies the image's compiled hyperscan cache into STATE_DIR once (rspamd rewrites it there if the
+ * CPU differs). ~90 MB: copied off the event loop, so the other daemons' start does not wait for it.
+ */
+async function seedCache(paths: StatePaths): Promise<void> {
   const cache = `${paths.rspamdDb}/hs`;
   if (!existsSync(RSPAMD_CACHE_SEED) || readdirSync(cache).length > 0) return;
   const owner = userIds('_rspamd');
-  for (const name of readdirSync(RSPAMD_CACHE_SEED)) {
-    copyFileSync(`${RSPAMD_CACHE_SEED}/${name}`, `${cache}/${name}`);
-    if (owner) chownSync(`${cache}/${name}`, owner.uid, owner.gid);
-  }
+  await Promise.all(
+    readdirSync(RSPAMD_CACHE_SEED).map(async (name) => {
+      await copyFile(`${RSPAMD_CACHE_SEED}/${name}`, `${cache}/${name}`);
+      if (owner) await chown(`${cache}/${name}`, owner.uid, owner.gid);
+    }),
+  );
 }
 
 export function rspamd({ config, paths }: DaemonContext): DaemonDeclaration | undefined {
@@ -46,10 +52,10 @@ export function rspamd({ config, paths }: DaemonContext): DaemonDeclaration | un
     command: 'rspamd',
     args: ['-f', '-u', '_rspamd', '-g', '_rspamd', '-c', paths.rspamdConf, `--var=LOCAL_CONFDIR=${paths.rspamd}`, `--var=DBDIR=${paths.rspamdDb}`, `--var=RUNDIR=${paths.rspamdRun}`],
     parseLine: parseRspamdLine,
-    prepare: () => {
+    prepare: async () => {
       rmSync(paths.rspamdSocket, { force: true });
       rmSync(pidFile, { force: true });
-      seedCache(paths);
+      await seedCache(paths);
     },
     // A first start without a compiled cache takes ~11 s on two cores; give it room.
     waitStarted: (signal) => pollUntil("rspamd's milter socket", signal, 120_000, async () => (await probeMilter(paths.rspamdSocket, 1000)).ok),

@@ -1,6 +1,7 @@
 // The directories a start needs under STATE_DIR, with their owners, and the files Postfix's chrooted
 // processes need inside the queue directory.
 import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { copyFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
@@ -69,7 +70,7 @@ const HASH_LINK = /^[0-9a-f]{8}\.\d+$/;
  * copied there dereferenced (a symlink would dangle in the jail), afresh at every start, so a CA
  * removed from the image is gone from the jail too. Returns how many were copied.
  */
-export function copyChrootCaLinks(paths: StatePaths, source = SYSTEM_CA_PATH): number {
+export async function copyChrootCaLinks(paths: StatePaths, source = SYSTEM_CA_PATH): Promise<number> {
   const links = existsSync(source) ? readdirSync(source).filter((name) => HASH_LINK.test(name)).sort() : [];
   // What the copy was made from; unchanged (the usual start) means nothing to copy (~25 ms saved).
   const made = links.map((name) => {
@@ -84,15 +85,15 @@ export function copyChrootCaLinks(paths: StatePaths, source = SYSTEM_CA_PATH): n
   if (existsSync(stamp) && readFileSync(stamp, 'utf8') === made) return 0;
   rmSync(paths.chrootCaPath, { recursive: true, force: true });
   mkdirSync(paths.chrootCaPath, { recursive: true, mode: 0o755 });
-  let copied = 0;
-  for (const name of links) {
-    try {
-      copyFileSync(`${source}/${name}`, `${paths.chrootCaPath}/${name}`);
-      copied += 1;
-    } catch {
-      // a dangling link in the system store: nothing to copy
-    }
-  }
+  // Off the event loop (~150 files, ~40 ms when done one by one on the main thread).
+  const copies = await Promise.all(
+    links.map((name) =>
+      copyFile(`${source}/${name}`, `${paths.chrootCaPath}/${name}`).then(
+        () => 1,
+        () => 0, // a dangling link in the system store: nothing to copy
+      ),
+    ),
+  );
   writeFileSync(stamp, made, { mode: 0o644 });
-  return copied;
+  return copies.reduce((sum: number, one) => sum + one, 0);
 }

@@ -26,8 +26,9 @@ export async function prepareStateDir(config: Config, log: Logger, bannedClients
   prepareDirectories(paths, await ensureMailboxUser(), config);
   // Before rendering: a resolv.conf rendered from DNS_SERVERS replaces the host's copy.
   copyChrootFiles(paths);
-  copyChrootCaLinks(paths);
+  const caLinks = copyChrootCaLinks(paths);
   const input = await renderState(config, log, bannedClients, authPolicy);
   createQueueTree(paths);
+  await caLinks;
   return input;
 }

@@ -1,7 +1,7 @@
 // The TLS material to serve: the configured files, or a self-signed certificate generated once.
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { command } from './command.ts';
+import { startCommand } from './command.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import type { StatePaths } from '../render/paths.ts';
@@ -14,7 +14,7 @@ export async function ensureTls(config: Config, paths: StatePaths, log: Logger):
   if (config.tls) return servedCopy(config.tls, paths);
   if (!existsSync(paths.generatedKey) || !certificateFits(paths.generatedCert, config.hostname)) {
     // ECDSA P-256: made in ~10 ms where RSA 2048 takes 0.1–0.5 s; every client that trusts anything has it.
-    await command('openssl', [
+    await startCommand('openssl', [
       'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-sha256', '-days', '3650',
       '-subj', `/CN=${config.hostname}`, '-addext', `subjectAltName=DNS:${config.hostname}`,
       '-keyout', paths.generatedKey, '-out', paths.generatedCert,

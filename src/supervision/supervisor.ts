@@ -21,6 +21,9 @@ const SUPERVISION = {
   restart: { startSecsMs: 10_000, backoffBaseMs: 250, backoffCapMs: 30_000, windowMs: 5 * 60_000 },
 };
 
+/** Work that can wait (loading the command runner, prom-client) starts this long after the first ready verdict. */
+export const AFTER_READY_DELAY_MS = 300;
+
 export interface SupervisorOptions {
   declarations: DaemonDeclaration[];
   /** The enabled listeners; each one's greeting is probed for the daemon that serves it. */
@@ -132,7 +135,8 @@ export class Supervisor {
     const fallback = setTimeout(() => this.firstReady.resolve(), 5000);
     void this.firstReady.promise.then(() => {
       clearTimeout(fallback);
-      if (!this.abort.signal.aborted) afterStart();
+      // A moment later, so the /ready polls that follow the verdict are not answered behind it.
+      setTimeout(() => this.abort.signal.aborted || afterStart(), AFTER_READY_DELAY_MS).unref();
     });
   }
 
