@@ -20,7 +20,7 @@ import { banMapFile } from './render/postfix.ts';
 import type { RenderInput } from './render/types.ts';
 import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
-import { AFTER_READY_DELAY_MS, Supervisor } from './supervision/supervisor.ts';
+import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
 const CRASH_LOOP_EXIT_DELAY_MS = 15_000;
@@ -35,15 +35,6 @@ function shutdownDeadlineMs(config: Config): number {
 async function loadServing() {
   const [{ buildHttpServer }, { runSelftest }, { Reloader }] = await Promise.all([import('./http/server.ts'), import('./selftest/selftest.ts'), import('./config/reload.ts')]);
   return { buildHttpServer, runSelftest, Reloader };
-}
-
-/** Resolves once the readiness verdict first says ready (or after `capMs`): loading more can wait until then. */
-function firstReady(readiness: () => { ready: boolean }, capMs = 5000): Promise<void> {
-  const until = Date.now() + capMs;
-  return new Promise((resolve) => {
-    const look = () => (readiness().ready || Date.now() > until ? resolve() : setTimeout(look, 25));
-    look();
-  });
 }
 
 export async function run(config: Config, root: Logger): Promise<number> {
@@ -149,8 +140,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   // prom-client is loaded off the path to /ready, once the first probes pass; a scrape before waits for it.
   const counting = (async () => {
     await starting;
-    await firstReady(readiness);
-    await new Promise((resolve) => setTimeout(resolve, AFTER_READY_DELAY_MS));
+    await daemons.settled;
     const { Metrics } = await import('./metrics/metrics.ts');
     const counted = new Metrics({ readiness, bansActive: () => bans.active.length, suspendedUsers: () => defences.suspendedUsers(), queueDir: paths.queue, certFile: () => rendered.tls.certFile, strandedMessages: () => strandedMessages(paths) });
     for (const line of early.splice(0)) counted.observe(line);

@@ -88,6 +88,9 @@ export class MemoryStore implements AbuseStore {
   }
 }
 
+/** A counter nobody flushed (see FileStore.changed) reaches the disk within this. */
+export const COUNTER_WRITE_MS = 1000;
+
 /**
  * The whole state in one JSON file, replaced atomically (write, then rename). Nothing that depends on
  * a change is answered before it is on disk: a ban or suspension is written before put() resolves,
@@ -95,8 +98,6 @@ export class MemoryStore implements AbuseStore {
  * acted on. Writes are off the event loop and shared: every change made while one write is under way
  * goes into the next (replacing a file on ext4 waits for the journal, milliseconds under mail load).
  */
-export const COUNTER_WRITE_MS = 1000;
-
 export class FileStore extends MemoryStore {
   private readonly path: string;
   private writing: Promise<void> | undefined;

@@ -21,8 +21,12 @@ const SUPERVISION = {
   restart: { startSecsMs: 10_000, backoffBaseMs: 250, backoffCapMs: 30_000, windowMs: 5 * 60_000 },
 };
 
-/** Work that can wait (loading the command runner, prom-client) starts this long after the first ready verdict. */
-export const AFTER_READY_DELAY_MS = 300;
+/**
+ * Work that can wait (loading the command runner, prom-client) starts this long after the first ready
+ * verdict, so the /ready polls that follow the verdict are not answered behind it; or, if that
+ * verdict does not come, this long after the start.
+ */
+const AFTER_READY = { delayMs: 300, fallbackMs: 5000 };
 
 export interface SupervisorOptions {
   declarations: DaemonDeclaration[];
@@ -61,6 +65,8 @@ export class Supervisor {
   private loop: Promise<void> | undefined;
   private wasReady = false;
   private readonly firstReady = Promise.withResolvers<void>();
+  /** Resolves when the work that can wait may begin (AFTER_READY); the composition root loads the metrics then. */
+  readonly settled: Promise<void> = this.firstReady.promise.then(() => wait(AFTER_READY.delayMs, undefined, { ref: false }));
   private wasDegraded = false;
   private quiet = false;
 
@@ -132,12 +138,9 @@ export class Supervisor {
         daemon.declaration.afterStart?.(this.log).catch((error: Error) => this.log.warn({ event: 'after_start_failed', daemon: daemon.name, error: error.message }, `${daemon.name}: ${error.message}`));
       }
     };
-    const fallback = setTimeout(() => this.firstReady.resolve(), 5000);
-    void this.firstReady.promise.then(() => {
-      clearTimeout(fallback);
-      // A moment later, so the /ready polls that follow the verdict are not answered behind it.
-      setTimeout(() => this.abort.signal.aborted || afterStart(), AFTER_READY_DELAY_MS).unref();
-    });
+    const fallback = setTimeout(() => this.firstReady.resolve(), AFTER_READY.fallbackMs).unref();
+    void this.firstReady.promise.then(() => clearTimeout(fallback));
+    void this.settled.then(() => this.abort.signal.aborted || afterStart());
   }
 
   /**
