@@ -11,6 +11,7 @@ import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK } from './exit.ts';
 import { writeDaemonFile } from './host/files.ts';
 import { endOrphans } from './host/orphans.ts';
 import { portProblems } from './host/ports.ts';
+import { allowedTrustedGateways, hostProblems } from './host/preflight.ts';
 import { prepareStateDir, renderState } from './host/state.ts';
 import { enabledListeners, localAddress } from './listeners.ts';
 import type { Metrics } from './metrics/metrics.ts';
@@ -45,12 +46,15 @@ export async function run(config: Config, root: Logger): Promise<number> {
 
   // The host: nothing left over from an earlier start, every port free.
   if (existsSync(config.stateDir)) await endOrphans(declarations.flatMap((d) => d.orphan ?? []), log);
-  const problems = await portProblems(config.ports, config.bindAddress);
-  for (const problem of problems) {
-    log.fatal({ event: 'port_in_use' }, problem);
-    process.stderr.write(`relaybox: ${problem}\n`);
+  const problems = [...hostProblems(config), ...(await portProblems(config.ports, config.bindAddress)).map((message) => ({ event: 'port_in_use', message }))];
+  for (const { event, message } of problems) {
+    log.fatal({ event }, message);
+    process.stderr.write(`relaybox: ${message}\n`);
   }
   if (problems.length > 0) return EXIT_CONFIG;
+  for (const gateway of allowedTrustedGateways(config)) {
+    log.warn({ event: 'trusted_gateway_allowed', gateway }, `TRUSTED_NETWORKS contains ${gateway}, this container's default gateway, and TRUSTED_NETWORKS_INCLUDE_GATEWAY=yes allows it: if clients arrive through Docker's userland proxy, port 25 relays for everyone without AUTH`);
+  }
 
   // Abuse defences: bans restored from the last run and Dovecot's auth policy endpoint go into the
   // rendered files; the sending-limits policy service listens before Postfix starts.

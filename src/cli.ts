@@ -58,6 +58,10 @@ async function checkConfig(args: string[]): Promise<void> {
   const { values } = parseArgs({ args, options: { render: { type: 'string' } } });
   const { config, warnings } = await validConfig('nothing was started');
   const { maskedConfig } = await import('./config/load.ts');
+  const { allowedTrustedGateways, hostProblems } = await import('./host/preflight.ts');
+  const problems = hostProblems(config);
+  if (problems.length > 0) fail(problems.map((problem) => problem.message));
+  for (const gateway of allowedTrustedGateways(config)) warnings.push(`TRUSTED_NETWORKS contains ${gateway}, this container's default gateway (allowed by TRUSTED_NETWORKS_INCLUDE_GATEWAY=yes)`);
   for (const warning of warnings) process.stderr.write(`relaybox: warning: ${warning}\n`);
   process.stdout.write(`${JSON.stringify(maskedConfig(config), null, 2)}\n`);
   if (values.render) {

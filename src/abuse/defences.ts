@@ -14,7 +14,7 @@ import type { StatePaths } from '../render/paths.ts';
 import { sendingLimitsOn } from '../render/postfix/master-cf.ts';
 import type { AuthPolicyEndpoint } from '../render/types.ts';
 import type { ServiceCheck } from '../supervision/checks.ts';
-import { defaultGateways, GatewayWatch, neverBanned, trustedGateways } from './addresses.ts';
+import { defaultGateways, GatewayWatch, neverBanned } from './addresses.ts';
 import { AuthPolicyServer, probeAuthPolicy } from './auth-policy.ts';
 import { AuthBans } from './bans.ts';
 import { PolicyService, probePolicyService, sendingPolicy } from './policy-service.ts';
@@ -63,9 +63,6 @@ export class AbuseDefences {
     this.shared = shared;
     this.store = this.shared ?? FileStore.open(paths.abuseState);
     const gateways = defaultGateways();
-    for (const gateway of trustedGateways(config.trustedNetworks, gateways)) {
-      log.error({ event: 'trusted_gateway', gateway }, `TRUSTED_NETWORKS contains ${gateway}, this container's default gateway: clients arriving through Docker's userland proxy all come from it, and port 25 would relay for every one of them without AUTH (an open relay)`);
-    }
     this.gateways = new GatewayWatch(gateways, log);
     this.bans = new AuthBans(config.auth.ban, hooks.putBansInForce, log, { store: this.store, exempt: neverBanned(config.banExempt), isGateway: (address) => this.gateways.isGateway(address) });
     if (config.auth.ban.threshold > 0) this.authPolicy = new AuthPolicyServer((address) => this.bans.isBanned(address), log);

@@ -61,8 +61,19 @@ service auth {
     user = postfix
     group = postfix
   }
+${ownSocket('auth-userdb')}
 }
-${mailboxes ? mailboxServices(input, paths) : ''}${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths, config.role === 'all') : ''}${input.authPolicy ? `!include ${paths.dovecotAuthPolicy}\n` : ''}`;
+${DEFAULT_SOCKETS.map(([name, socket]) => `service ${name} {\n${ownSocket(socket)}\n}\n`).join('')}${mailboxes ? mailboxServices(input, paths) : ''}${config.mailboxQuota ? quotaConf(config.mailboxQuota, paths, config.role === 'all') : ''}${input.authPolicy ? `!include ${paths.dovecotAuthPolicy}\n` : ''}`;
+}
+
+/**
+ * Dovecot's own sockets in base_dir default to 0666 (any local user could deliver into any mailbox
+ * over `lmtp`, or look up users): each is the mail user's (IMAP runs as it) or root's alone.
+ */
+const DEFAULT_SOCKETS: Array<[service: string, socket: string]> = [['indexer', 'indexer'], ['imap-urlauth-login', 'imap-urlauth'], ['dns-client', 'dns-client']];
+
+function ownSocket(name: string): string {
+  return `  unix_listener ${name} {\n    mode = 0600\n    user = vmail\n  }`;
 }
 
 /**
@@ -91,6 +102,7 @@ function mailboxServices({ config }: RenderInput, paths: StatePaths): string {
     : `  unix_listener ${paths.lmtpSocket} {\n    mode = 0600\n    user = postfix\n    group = postfix\n  }`;
   return `service lmtp {
 ${lmtp}
+${ownSocket('lmtp')}
 }
 service imap-login {
 ${LISTENERS.filter((listener) => listener.protocol === 'imap').map((listener) => inetListener(listener.name, config.ports[listener.name], listener.tls === 'implicit')).join('\n')}

@@ -32,6 +32,12 @@ export function statePaths(stateDir: string) {
     /** What a relay left queued at its last stop because no peer took it (replicas/stranded.ts). */
     strandedMarker: `${stateDir}/queue-stranded.json`,
     aliasMap: `${postfix}/aliases`,
+    /** Port 25: the local domains, whose senders must authenticate (or be in TRUSTED_NETWORKS). */
+    localSenders: `${postfix}/local_senders`,
+    /** Every port: envelope addresses must be ASCII (no SMTPUTF8: Dovecot's LMTP cannot take it). */
+    asciiAddresses: `${postfix}/ascii_addresses`,
+    /** Submission: the submitter's own Received line and client headers removed (SUBMITTER_PRIVACY). */
+    submissionHeaderChecks: `${postfix}/submission_header_checks`,
     opensslConf: `${postfix}/openssl.cnf`,
     queue,
     postfixData: `${stateDir}/postfix-data`,

@@ -8,6 +8,8 @@ import { mapFiles, postmasterSettings } from './postfix/maps.ts';
 import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
+import { privacyFiles, privacySettings } from './postfix/privacy.ts';
+import { asciiCheck, envelopeFiles, envelopeSettings } from './postfix/envelope.ts';
 import { deliverySettings, drainSettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
@@ -59,8 +61,9 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['disable_vrfy_command', 'yes'],
     ['strict_rfc821_envelopes', 'yes'],
     ['smtpd_relay_restrictions', [...(trusted.length ? ['permit_mynetworks'] : []), 'reject_unauth_destination'].join(', ')],
-    ['smtpd_recipient_restrictions', ['reject_non_fqdn_recipient', 'reject_unlisted_recipient', ...quotaCheck(config)].join(', ')],
+    ['smtpd_recipient_restrictions', [asciiCheck('recipient', paths), 'reject_non_fqdn_recipient', 'reject_unlisted_recipient', ...quotaCheck(config)].join(', ')],
     ['smtpd_data_restrictions', 'reject_unauth_pipelining'],
+    ...envelopeSettings(input, paths),
     // SMTP smuggling: only <CR><LF>.<CR><LF> ends DATA; a bare <LF> is read as <CR><LF> (Postfix 3.9's default).
     ['smtpd_forbid_bare_newline', 'normalize'],
     ['smtpd_forbid_unauth_pipelining', 'yes'],
@@ -69,9 +72,9 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['smtpd_tls_chain_files', `${tls.keyFile}, ${tls.certFile}`],
     ['smtpd_tls_security_level', 'may'],
     ['smtpd_tls_auth_only', 'yes'],
-    ['smtpd_tls_protocols', '>=TLSv1.2'],
+    // The strict floor where TLS is required (465, 587); port 25 keeps Postfix's opportunistic
+    // defaults, since refusing an old client's TLS only sends its mail in clear (RFC 7435).
     ['smtpd_tls_mandatory_protocols', '>=TLSv1.2'],
-    ['smtpd_tls_ciphers', 'high'],
     ['smtpd_tls_mandatory_ciphers', 'high'],
     ['tls_high_cipherlist', INTERMEDIATE_CIPHERS],
     ['tls_preempt_cipherlist', 'no'],
@@ -88,7 +91,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['smtpd_sasl_path', 'private/auth'],
     ['smtpd_sasl_security_options', 'noanonymous'],
     ['smtpd_sasl_tls_security_options', 'noanonymous'],
-    ['smtpd_sasl_authenticated_header', 'yes'],
+    ...privacySettings(input),
     ['smtpd_sender_login_maps', `texthash:${paths.senderLoginMap}`],
     // Local mailboxes: delivered to Dovecot over LMTP; unknown recipients refused at RCPT time.
     ['virtual_mailbox_domains', config.domains.join(', ')],
@@ -124,6 +127,8 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
     { path: paths.masterCf, content: renderMasterCf(input, paths), mode: 0o644 },
     { path: paths.opensslConf, content: OPENSSL_CONF, mode: 0o644 },
     ...mapFiles(input, paths),
+    ...envelopeFiles(input, paths),
+    ...privacyFiles(input, paths),
     ...upstreamFiles(input, paths),
     ...milterFiles(input, paths),
     ...replicaFiles(input, paths),

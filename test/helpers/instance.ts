@@ -67,10 +67,13 @@ export function baseEnv(stateDir: string, ports: Ports, sinkPort: number): Recor
   return { ...instanceEnv(ports, sinkPort), STATE_DIR: stateDir };
 }
 
-/** Runs a relaybox CLI command to completion with exactly the given environment (plus PATH). */
-export function runCli(args: string[], env: Record<string, string>, input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs a relaybox CLI command to completion with exactly the given environment (plus PATH). A
+ * command still running after `timeoutMs` (a `run` that should have refused to start) gets SIGTERM.
+ */
+export function runCli(args: string[], env: Record<string, string>, input?: string, timeoutMs = 120_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [cli(), ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli(), ...args], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...env }, stdio: ['pipe', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGTERM' });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -1,10 +1,16 @@
 // Bad environments: `relaybox run` exits 2 naming the variable, starts no daemon, writes nothing.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
+import { defaultGateways } from '../../src/config/networks.ts';
 import { baseEnv, freePorts, hashOf, processesIn, runCli } from '../helpers/instance.ts';
 
 const scratch = mkdtempSync('/tmp/rbbad-');
+// mkdtemp makes it 0700: the daemon users could not enter it, which is a case of its own below.
+chmodSync(scratch, 0o755);
+const closed = `${scratch}/closed`;
+mkdirSync(closed, { mode: 0o700 });
+const gateway = defaultGateways()[0];
 const notPem = `${scratch}/not.pem`;
 writeFileSync(notPem, 'hello\n');
 const usersFile = `${scratch}/users`;
@@ -40,20 +46,24 @@ const cases: Case[] = [
   { name: 'MESSAGE_SIZE_LIMIT negative', env: { MESSAGE_SIZE_LIMIT: '-5' }, variables: ['MESSAGE_SIZE_LIMIT'] },
   { name: 'BIND_ADDRESS not an IP', env: { BIND_ADDRESS: 'localhost' }, variables: ['BIND_ADDRESS'] },
   { name: 'relative STATE_DIR', env: { STATE_DIR: 'var/relaybox' }, variables: ['STATE_DIR'] },
+  { name: 'TRUSTED_NETWORKS containing the default gateway', env: { TRUSTED_NETWORKS: `${gateway ?? 'no-default-gateway-on-this-machine'}/32` }, variables: ['TRUSTED_NETWORKS', 'TRUSTED_NETWORKS_INCLUDE_GATEWAY'] },
+  { name: 'STATE_DIR under a directory the daemon users cannot enter (0700)', env: { STATE_DIR: `${closed}/state` }, variables: ['STATE_DIR', closed, 'postfix', 'dovecot', 'opendkim', 'chmod o+x'] },
   { name: 'several problems at once are all reported', env: { MAIL_HOSTNAME: 'bad_host', PORT_HTTP: '-1', LOG_FORMAT: 'xml' }, variables: ['MAIL_HOSTNAME', 'PORT_HTTP', 'LOG_FORMAT'] },
 ];
 
 describe('bad environments', async () => {
   const ports = await freePorts();
-  for (const { name, env, variables } of cases) {
-    test(`${name}: exit 2, names ${variables.join(', ')}, starts nothing`, async () => {
-      const stateDir = `${scratch}/state-${variables.join('-')}-${Math.random().toString(36).slice(2, 8)}`;
+  for (const [index, { name, env, variables }] of cases.entries()) {
+    test(`${name}: exit 2, names ${variables.join(", ")}, starts nothing`, async () => {
+      // Short and free of the variables' names, so that no error about the path itself can name them.
+      const stateDir = env.STATE_DIR ?? `${scratch}/case-${index}`;
       const full: Record<string, string> = { ...baseEnv(stateDir, ports, 2) };
       for (const [key, value] of Object.entries(env)) {
         if (value === undefined) delete full[key];
         else full[key] = value;
       }
-      const result = await runCli(['run'], full);
+      // A `run` that starts is stopped after 20 s, and fails the check below.
+      const result = await runCli(['run'], full, undefined, 20_000);
       assert.equal(result.code, 2, result.stderr);
       const errorLines = result.stderr.split('\n').filter((line) => line.startsWith('relaybox: ') && !line.includes('configuration is invalid'));
       for (const variable of variables) {
@@ -66,6 +76,14 @@ describe('bad environments', async () => {
       assert.equal(check.code, 2);
     });
   }
+
+  test('TRUSTED_NETWORKS_INCLUDE_GATEWAY=yes allows the gateway, with a warning', async () => {
+    assert.ok(gateway, 'this machine has no default gateway to test with');
+    const env = { ...baseEnv(`${scratch}/state-gateway-allowed`, ports, 2), TRUSTED_NETWORKS: `${gateway}/32`, TRUSTED_NETWORKS_INCLUDE_GATEWAY: 'yes' };
+    const check = await runCli(['check-config'], env);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stderr, new RegExp(`warning: TRUSTED_NETWORKS contains ${gateway.replaceAll('.', '\\.')}`));
+  });
 
   test('a secret in a bad combination is never printed', async () => {
     const stateDir = `${scratch}/state-secret`;

@@ -18,7 +18,7 @@ test('check-config prints the effective config with secrets masked and exits 0',
 
 const variants: Array<Record<string, string>> = [
   {},
-  { TRUSTED_NETWORKS: '192.0.2.0/24, 2001:db8::/32', RELAY_USERNAME: 'u', RELAY_PASSWORD: 'p', PORT_IMAP: '0', PORT_SMTP: '0' },
+  { TRUSTED_NETWORKS: '198.51.100.0/24, 2001:db8::/32', RELAY_USERNAME: 'u', RELAY_PASSWORD: 'p', PORT_IMAP: '0', PORT_SMTP: '0' },
   { BIND_ADDRESS: '::1', MAIL_DOMAINS: '', MAIL_ALIASES: '', MAILBOX_QUOTA: '1G' },
   { MAIL_ALIASES: 'team@relaybox.test:alice@relaybox.test @relaybox.test:bob@relaybox.test', MAILBOX_QUOTA: '2G' },
 ];

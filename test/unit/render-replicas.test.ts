@@ -103,7 +103,7 @@ test('mailbox: Dovecot with IMAP and LMTP over TCP, the quota enforced at LMTP; 
   const rendered = input(MAILBOX);
   const conf = renderDovecotConf(rendered, paths);
   assert.match(conf, /^protocols = imap lmtp$/m);
-  assert.match(conf, /service lmtp \{\n  inet_listener lmtp \{\n    port = 24\n  \}\n\}/);
+  assert.match(conf, /service lmtp \{\n  inet_listener lmtp \{\n    port = 24\n  \}\n  unix_listener lmtp \{\n    mode = 0600\n    user = vmail\n  \}\n\}/);
   assert.doesNotMatch(conf, /dovecot-lmtp/, 'no unix socket for a Postfix that is not there');
   assert.match(conf, /lmtp_rcpt_check_quota = yes/);
   assert.doesNotMatch(conf, /service quota-status/);

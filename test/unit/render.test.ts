@@ -25,7 +25,13 @@ test('main.cf: no open relay, SASL through Dovecot, smuggling and TLS policy', (
   assert.equal(main.get('smtpd_sasl_type'), 'dovecot');
   assert.equal(main.get('smtpd_sasl_path'), 'private/auth');
   assert.equal(main.get('smtpd_sasl_security_options'), 'noanonymous');
-  assert.equal(main.get('smtpd_sasl_authenticated_header'), 'yes');
+  assert.equal(main.get('smtpd_sasl_authenticated_header'), 'no', 'SUBMITTER_PRIVACY is on by default');
+  assert.equal(main.get('smtputf8_enable'), 'no', "Dovecot 2.3's LMTP cannot take SMTPUTF8 mail");
+  assert.match(main.get('smtpd_sender_restrictions') ?? '', /check_sender_access texthash:\/srv\/rb\/postfix\/local_senders$/);
+  assert.match(main.get('local_header_rewrite_clients') ?? '', /permit_sasl_authenticated/);
+  assert.equal(main.has('smtpd_tls_protocols'), false, "port 25 keeps Postfix's opportunistic defaults");
+  assert.equal(main.has('smtpd_tls_ciphers'), false);
+  assert.equal(main.get('smtpd_tls_mandatory_ciphers'), 'high');
   assert.equal(main.get('smtpd_tls_auth_only'), 'yes');
   assert.equal(main.get('smtpd_forbid_bare_newline'), 'normalize');
   assert.equal(main.get('smtpd_tls_mandatory_protocols'), '>=TLSv1.2');

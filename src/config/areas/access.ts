@@ -1,6 +1,7 @@
 // Who may relay without AUTH, and the TLS certificate every listener serves.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { pemFile, take, text } from '../fields.ts';
+import { z } from 'zod';
+import { envDocs, pemFile, take, text } from '../fields.ts';
 import { MIN_TRUSTED_PREFIX, parseTrustedNetwork, splitList } from '../values.ts';
 import type { Issue, Values } from './area.ts';
 
@@ -10,6 +11,14 @@ export const variables = {
     description: `Comma-separated CIDRs whose clients may relay through port 25 without AUTH. Empty = nobody. At most a /${MIN_TRUSTED_PREFIX[4]} (IPv4) or /${MIN_TRUSTED_PREFIX[6]} (IPv6) each: wider is refused as an open relay.`,
     list: true,
   }).transform((raw, ctx) => splitList(raw).map((item) => take(parseTrustedNetwork(item), ctx, item))),
+  TRUSTED_NETWORKS_INCLUDE_GATEWAY: z
+    .enum(['no', 'yes'], { error: 'no or yes' })
+    .default('no')
+    .register(envDocs, {
+      group: 'Access',
+      default: 'no',
+      description: "`no`: a TRUSTED_NETWORKS entry that contains this container's default gateway is refused at start (exit 2): behind Docker's userland proxy every Internet client arrives from the gateway, so port 25 would relay for all of them. `yes`: allowed, with a warning at every start; only when clients reach relaybox by NAT or routing that keeps their own addresses.",
+    }),
   TLS_CERT_FILE: pemFile({ group: 'TLS', description: 'PEM certificate (chain) for SMTP and IMAP. Unset: a self-signed certificate for MAIL_HOSTNAME is generated once into STATE_DIR/tls and reused, with a warning at every start.' }, 'certificate'),
   TLS_KEY_FILE: pemFile({ group: 'TLS', description: 'PEM private key matching TLS_CERT_FILE.' }, 'key'),
 };
@@ -27,6 +36,7 @@ export function check(env: Env, issue: Issue): void {
 export function toConfig(env: Env) {
   return {
     trustedNetworks: env.TRUSTED_NETWORKS,
+    trustedGatewayAllowed: env.TRUSTED_NETWORKS_INCLUDE_GATEWAY === 'yes',
     tls: env.TLS_CERT_FILE && env.TLS_KEY_FILE ? { certFile: env.TLS_CERT_FILE.path, keyFile: env.TLS_KEY_FILE.path } : undefined,
   };
 }

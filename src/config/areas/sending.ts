@@ -1,6 +1,7 @@
 // What one authenticated user may send (counted per user, not per client address) and where the
 // postmaster's mail goes.
-import { integer, take, text } from '../fields.ts';
+import { z } from 'zod';
+import { envDocs, integer, take, text } from '../fields.ts';
 import { parseSendLimit } from '../outbound-values.ts';
 import { parseAddress, splitList } from '../values.ts';
 import type { Issue, Values } from './area.ts';
@@ -17,6 +18,14 @@ export const variables = {
   POSTMASTER_ADDRESS: text({ group: 'Sending', description: 'Where mail to postmaster@ of every local domain (RFC 5321) and of MAIL_HOSTNAME goes, with the notices Postfix sends the postmaster: a local user or alias, or an outside address. Empty = the first user in MAIL_USERS (or the generated account).' }).transform((raw, ctx) =>
     raw.trim() === '' ? undefined : take(parseAddress(raw.trim()), ctx, raw),
   ),
+  SUBMITTER_PRIVACY: z
+    .enum(['on', 'off'], { error: 'on or off' })
+    .default('on')
+    .register(envDocs, {
+      group: 'Sending',
+      default: 'on',
+      description: "`on`: mail submitted on 587/465 leaves without the submitter's own Received line (their address, reverse name and login: relaybox's own hop `by MAIL_HOSTNAME ... with ESMTPSA id ...` stays) and without an X-Originating-IP header. `off`: the full Received line with `(Authenticated sender: ...)`, as Postfix writes it.",
+    }),
 };
 
 type Env = Values<typeof variables & typeof mailboxes & typeof identity>;
@@ -45,5 +54,6 @@ export function toConfig(env: Env) {
       overrides: env.SEND_LIMITS,
     },
     postmaster: env.POSTMASTER_ADDRESS,
+    submitterPrivacy: env.SUBMITTER_PRIVACY === 'on',
   };
 }

@@ -3,6 +3,8 @@ import { enabledListeners, type Listener } from '../../listeners.ts';
 import type { RenderInput } from '../types.ts';
 import { statePaths, type StatePaths } from '../paths.ts';
 import { HEADER, type Setting } from './format.ts';
+import { asciiCheck } from './envelope.ts';
+import { privacyCleanupOptions, privacyListenerOptions, SUBMISSION_CLEANUP } from './privacy.ts';
 import { milterOptions } from './milters.ts';
 import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
 
@@ -49,10 +51,10 @@ const submissionOptions = (config: RenderInput['config'], paths: StatePaths) => 
   'smtpd_sasl_auth_enable=yes',
   'smtpd_tls_auth_only=yes',
   'smtpd_helo_restrictions=',
-  'smtpd_sender_restrictions=reject_non_fqdn_sender',
+  `smtpd_sender_restrictions=${[asciiCheck('sender', paths), 'reject_non_fqdn_sender'].join(',').replaceAll(' ', ',')}`,
   `smtpd_relay_restrictions=${[...handoffRefusal(config, paths), 'permit_sasl_authenticated', 'reject'].join(',')}`,
   // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
-  `smtpd_recipient_restrictions=${['reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
+  `smtpd_recipient_restrictions=${[asciiCheck('recipient', paths), 'reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
   `smtpd_data_restrictions=${dataRestrictions(config)}`,
   'milter_macro_daemon_name=ORIGINATING',
 ];
@@ -62,7 +64,7 @@ function listenerOptions(listener: Listener, input: RenderInput, paths: StatePat
   return [
     ...(listener.name === 'smtp' ? [] : [`syslog_name=postfix/${listener.name}`]),
     ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
-    ...(listener.role === 'submission' ? submissionOptions(input.config, paths) : []),
+    ...(listener.role === 'submission' ? [...submissionOptions(input.config, paths), ...privacyListenerOptions(input)] : []),
     ...(listener.role === 'handoff' ? handoffListenerOptions(paths) : []),
     ...(listener.role === 'submission' || listener.role === 'inbound' ? milterOptions(listener.role, input, paths) : []),
   ];
@@ -79,6 +81,7 @@ export function renderMasterCf(input: RenderInput, paths: StatePaths = statePath
     ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, input, paths))),
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
     service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
+    ...(config.submitterPrivacy ? [service(SUBMISSION_CLEANUP, 'unix', 'n', '-', 'y', '-', '0', 'cleanup', privacyCleanupOptions(paths))] : []),
     service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
     service('tlsmgr', 'unix', '-', '-', 'y', '1000?', '1', 'tlsmgr'),
     service('rewrite', 'unix', '-', '-', 'y', '-', '-', 'trivial-rewrite'),
