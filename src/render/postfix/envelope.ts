@@ -6,7 +6,7 @@ import type { RenderInput, RenderedFile } from '../types.ts';
 import { HEADER, table, type Setting } from './format.ts';
 
 const NON_ASCII_REFUSAL = '553 5.6.7 Non-ASCII addresses are not accepted here (no SMTPUTF8)';
-const LOCAL_SENDER_REFUSAL = 'REJECT 5.7.1 A sender in this domain must authenticate (port 587 or 465)';
+const LOCAL_SENDER_REFUSAL = '550 5.7.1 A sender in this domain must authenticate (port 587 or 465)';
 
 /** Refuses an envelope address with any byte outside printable ASCII (Postfix runs with LANG=C). */
 export function asciiCheck(kind: 'sender' | 'recipient', paths: StatePaths): string {
