@@ -16,6 +16,8 @@ export function statePaths(stateDir: string) {
     relayPasswordMap: `${postfix}/relay_password`,
     relayTlsPolicy: `${postfix}/relay_tls_policy`,
     senderRelayMap: `${postfix}/sender_relay`,
+    /** Routes as transport:nexthop (sender_dependent_default_transport_maps), when one is implicit TLS. */
+    senderTransportMap: `${postfix}/sender_transport`,
     /** Debian's hashed CA links, copied into smtp's chroot (smtp_tls_CApath is read after chroot). */
     chrootCaPath: `${queue}/etc/ssl/certs`,
     /** The supervisor's Postfix policy service (per-user sending limits). */

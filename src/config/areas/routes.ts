@@ -2,7 +2,7 @@
 // with its own credentials (Postfix sender_dependent_relayhost_maps and sender-dependent SASL).
 import { z } from 'zod';
 import { readText, take, text } from '../fields.ts';
-import { parseRoute, parseRouteCredentials, type Credentials, type Route } from '../outbound-values.ts';
+import { parseRoute, parseRouteCredentials, type Credentials, type Route, type Smarthost } from '../outbound-values.ts';
 import { splitList } from '../values.ts';
 import type { Issue, Values } from './area.ts';
 import type { variables as upstream } from './upstream.ts';
@@ -29,7 +29,7 @@ export const variables = {
   RELAY_ROUTES: text({
     group: 'Upstream',
     description:
-      'Smarthosts chosen by sender: entries `sender=[host]:port` separated by spaces or newlines, the sender as `@domain` or `user@domain` (an address beats its domain), e.g. `@b.example=[smtp.second.example]:587`. Other senders, bounces and notices use RELAY_HOST. Each route gets TLS per RELAY_TLS, its certificate checked against its host name.',
+      'Smarthosts chosen by sender: entries `sender=[host]:port` separated by spaces or newlines, the sender as `@domain` or `user@domain` (an address beats its domain), e.g. `@b.example=[smtp.second.example]:587`; port 465 (or a `smtps:` prefix, as in RELAY_HOST) is implicit TLS, other ports STARTTLS. Used only for mail from authenticated users and TRUSTED_NETWORKS; other senders, bounces, notices and mail forwarded from port 25 use RELAY_HOST. Each route gets TLS per RELAY_TLS, its certificate checked against its host name (also sent as SNI).',
     list: true,
   }).transform((raw, ctx) => splitList(raw).map((entry) => take(parseRoute(entry), ctx, entry))),
   RELAY_ROUTE_CREDENTIALS: text({ group: 'Upstream', description: CREDENTIALS_DESCRIPTION, secret: true, list: true }).transform(parseCredentialLines),
@@ -50,6 +50,7 @@ export function check(env: Env, issue: Issue): void {
     if (senders.has(route.sender)) issue('RELAY_ROUTES', `${route.sender} has more than one route; one smarthost per sender`);
     senders.add(route.sender);
   }
+  tlsModeConflicts(env, issue);
   const seen = new Set<string>();
   for (const { sender } of credentialsOf(env)) {
     if (!senders.has(sender)) issue(credentialsVariable, `${sender} has credentials but no route in RELAY_ROUTES; add ${sender}=[host]:port there`);
@@ -61,6 +62,21 @@ export function check(env: Env, issue: Issue): void {
     issue('RELAY_TLS', 'may would send the relay password without TLS to a smarthost that does not offer it; use verify (the default) or, knowingly, encrypt', 'may');
   }
   if (env.RELAY_TLS && !env.RELAY_HOST && env.RELAY_ROUTES.length === 0) issue('RELAY_TLS', 'applies to RELAY_HOST and RELAY_ROUTES; set one of them, or leave RELAY_TLS empty', env.RELAY_TLS);
+}
+
+const hopKey = (hop: Smarthost) => `${hop.noMx ? `[${hop.host}]` : hop.host}:${hop.port}`;
+
+/** Postfix keys TLS policy by nexthop: one smarthost cannot be both implicit TLS and STARTTLS. */
+function tlsModeConflicts(env: Env, issue: Issue): void {
+  const modes = new Map<string, { implicitTls: boolean; by: string }>();
+  if (env.RELAY_HOST) modes.set(hopKey(env.RELAY_HOST), { implicitTls: env.RELAY_HOST.implicitTls, by: 'RELAY_HOST' });
+  for (const route of env.RELAY_ROUTES) {
+    const known = modes.get(hopKey(route));
+    if (known && known.implicitTls !== route.implicitTls) {
+      const mode = (implicit: boolean) => (implicit ? 'implicit TLS (smtps:)' : 'STARTTLS');
+      issue('RELAY_ROUTES', `${route.sender} reaches ${hopKey(route)} with ${mode(route.implicitTls)}, but ${known.by} reaches the same smarthost with ${mode(known.implicitTls)}; use one mode per smarthost`);
+    } else if (!known) modes.set(hopKey(route), { implicitTls: route.implicitTls, by: route.sender });
+  }
 }
 
 export type RelayRoute = Route & { credentials?: Credentials };

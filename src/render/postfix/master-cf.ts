@@ -5,6 +5,14 @@ import { statePaths, type StatePaths } from '../paths.ts';
 import { HEADER, type Setting } from './format.ts';
 import { milterOptions } from './milters.ts';
 import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
+import { IMPLICIT_TLS_TRANSPORT, implicitTlsUsed } from './upstream.ts';
+
+/**
+ * The smtp client for a smarthost on 465 / smtps: TLS from the first byte. Its level and name check
+ * come from the TLS policy row as for STARTTLS; wrappermode refuses anything below encrypt. It logs
+ * as postfix/smtp like the STARTTLS client, so the delivery metrics count it as upstream.
+ */
+const implicitTlsOptions = ['smtp_tls_wrappermode=yes', 'smtp_tls_security_level=encrypt'];
 
 function listenerName(bindAddress: string | undefined, port: number): string {
   if (!bindAddress) return String(port);
@@ -91,6 +99,7 @@ export function renderMasterCf(input: RenderInput, paths: StatePaths = statePath
     service('proxywrite', 'unix', '-', '-', 'n', '-', '1', 'proxymap'),
     service('smtp', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
     service('relay', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
+    ...(implicitTlsUsed(config) ? [service(IMPLICIT_TLS_TRANSPORT, 'unix', '-', '-', 'y', '-', '-', 'smtp', implicitTlsOptions)] : []),
     service('showq', 'unix', 'n', '-', 'y', '-', '-', 'showq'),
     service('error', 'unix', '-', '-', 'y', '-', '-', 'error'),
     service('retry', 'unix', '-', '-', 'y', '-', '-', 'error'),
