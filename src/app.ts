@@ -20,6 +20,7 @@ import { banMapFile } from './render/postfix.ts';
 import type { RenderInput } from './render/types.ts';
 import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
+import { SrsService } from './srs/service.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
@@ -68,6 +69,10 @@ export async function run(config: Config, root: Logger): Promise<number> {
   let rendered = await prepareStateDir(config, log, bans.active, defences.authPolicyEndpoint);
   await defences.reconfigure(config, rendered.users);
   await defences.startPolicyService();
+  // SRS lookups (render/postfix/srs.ts) are served wherever Postfix runs, so a reload that adds the
+  // first outside forwarding target needs no restart.
+  const srs = config.role === 'mailbox' ? undefined : new SrsService({ socketPath: paths.srsSocket, secretPath: paths.srsSecret, hostname: config.hostname, domains: config.domains, log });
+  await srs?.start();
 
   // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
   const daemons = new Supervisor({
@@ -77,7 +82,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
     restartBudget: config.restartBudget,
     log: root,
     demote: (line) => isProbeLine(line.msg),
-    serviceChecks: defences.serviceChecks(),
+    serviceChecks: [...defences.serviceChecks(), ...(srs ? [srs.check()] : [])],
   });
   supervisor = daemons;
   const early: DaemonLogLine[] = [];
@@ -116,6 +121,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
       if (config.role === 'relay' && started && code === EXIT_OK) await drain();
       await Promise.all([daemons.stop(), serving?.http.close()]);
       await defences.stop();
+      await srs?.stop();
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
       return code;

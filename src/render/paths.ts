@@ -22,6 +22,9 @@ export function statePaths(stateDir: string) {
     chrootCaPath: `${queue}/etc/ssl/certs`,
     /** The supervisor's Postfix policy service (per-user sending limits). */
     policySocket: `${queue}/private/relaybox-policy`,
+    /** The supervisor's SRS socketmap (srs/service.ts) and its HMAC key, made once. */
+    srsSocket: `${queue}/private/relaybox-srs`,
+    srsSecret: `${stateDir}/srs-secret`,
     /** Counters, bans and suspensions kept across restarts (abuse/store.ts). */
     abuseState: `${stateDir}/abuse-state.json`,
     bannedClients: `${postfix}/banned_clients`,

@@ -9,6 +9,7 @@ import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
 import { deliverySettings, drainSettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
+import { srsSettings } from './postfix/srs.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
 export { banMapFile } from './postfix/maps.ts';
@@ -22,6 +23,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
   const { config, tls } = input;
   const trusted = config.trustedNetworks.map(postfixNetwork);
   const bind = config.bindAddress;
+  const srs = srsSettings(input);
   return `${HEADER}${lines([
     ['compatibility_level', '3.6'],
     ['myhostname', config.hostname],
@@ -94,7 +96,8 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['virtual_mailbox_domains', config.domains.join(', ')],
     ['virtual_mailbox_maps', `texthash:${paths.mailboxMap}`],
     ...deliverySettings(input),
-    ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
+    ['virtual_alias_maps', [`texthash:${paths.aliasMap}`, ...srs.aliasMaps].join(', ')],
+    ...srs.settings,
     ...milterSettings(input, paths),
     // A stopping relay replica hands everything to a peer instead (postfix/replicas.ts).
     ...(handoffSettings(input, paths) ?? upstreamSettings(input, paths)),

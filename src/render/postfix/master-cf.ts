@@ -6,6 +6,7 @@ import { HEADER, type Setting } from './format.ts';
 import { milterOptions } from './milters.ts';
 import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
 import { IMPLICIT_TLS_TRANSPORT, implicitTlsUsed } from './upstream.ts';
+import { INBOUND_CLEANUP, inboundCleanupOptions, inboundCleanupServiceOptions, srsOn } from './srs.ts';
 
 /**
  * The smtp client for a smarthost on 465 / smtps: TLS from the first byte. Its level and name check
@@ -72,6 +73,7 @@ function listenerOptions(listener: Listener, input: RenderInput, paths: StatePat
     ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
     ...(listener.role === 'submission' ? submissionOptions(input.config, paths) : []),
     ...(listener.role === 'handoff' ? handoffListenerOptions(paths) : []),
+    ...(listener.role === 'inbound' ? inboundCleanupOptions(input) : []),
     ...(listener.role === 'submission' || listener.role === 'inbound' ? milterOptions(listener.role, input, paths) : []),
   ];
 }
@@ -87,6 +89,7 @@ export function renderMasterCf(input: RenderInput, paths: StatePaths = statePath
     ...smtpListeners.map((listener) => service(listenerName(bind, listener.port), 'inet', 'n', '-', 'y', '-', '-', 'smtpd', listenerOptions(listener, input, paths))),
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
     service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
+    ...(srsOn(input) ? [service(INBOUND_CLEANUP, 'unix', 'n', '-', 'y', '-', '0', 'cleanup', inboundCleanupServiceOptions)] : []),
     service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
     service('tlsmgr', 'unix', '-', '-', 'y', '1000?', '1', 'tlsmgr'),
     service('rewrite', 'unix', '-', '-', 'y', '-', '-', 'trivial-rewrite'),

@@ -1,0 +1,44 @@
+// SRS for forwarded mail (the supervisor's socketmap, srs/service.ts). Mail taken on port 25 passes
+// through cleanup-inbound, which rewrites a foreign envelope sender to SRS0=...@MAIL_HOSTNAME: the
+// forward then passes SPF at its destination, its bounces come back to us, and a sender claimed by
+// an unauthenticated client no longer matches RELAY_ROUTES (routes and their credentials are for
+// authenticated users and TRUSTED_NETWORKS). On only while some alias, catch-all or the postmaster
+// leads outside the local domains: otherwise nothing taken on 25 leaves.
+import type { RenderInput } from '../types.ts';
+import type { Setting } from './format.ts';
+import { postmasterAddress } from './maps.ts';
+
+/** The cleanup service of the port-25 listener while SRS is on. */
+export const INBOUND_CLEANUP = 'cleanup-inbound';
+
+/** The socketmap as Postfix's chrooted processes reach it (= paths.srsSocket). */
+const SRS_MAP = 'socketmap:unix:private/relaybox-srs';
+
+const domainOf = (address: string) => address.slice(address.lastIndexOf('@') + 1).toLowerCase();
+
+/** Forwarding targets outside the local domains (aliases, catch-alls, the postmaster). */
+export function outsideTargets(input: RenderInput): string[] {
+  const local = new Set(input.config.domains.map((d) => d.toLowerCase()));
+  const postmaster = postmasterAddress(input);
+  const targets = [...input.config.aliases.flatMap((alias) => alias.targets), ...(postmaster ? [postmaster] : [])];
+  return [...new Set(targets.filter((target) => target.includes('@') && !local.has(domainOf(target))))];
+}
+
+export function srsOn(input: RenderInput): boolean {
+  return input.config.role !== 'mailbox' && outsideTargets(input).length > 0;
+}
+
+/** main.cf: bounces to our SRS addresses accepted (valid ones only) and sent back to the original sender. */
+export function srsSettings(input: RenderInput): { aliasMaps: string[]; settings: Setting[] } {
+  if (!srsOn(input)) return { aliasMaps: [], settings: [] };
+  const { hostname, domains } = input.config;
+  const inMailboxDomain = domains.map((d) => d.toLowerCase()).includes(hostname.toLowerCase());
+  return { aliasMaps: [`${SRS_MAP}:reverse`], settings: inMailboxDomain ? [] : [['virtual_alias_domains', hostname]] };
+}
+
+/** master.cf: the port-25 listener's own cleanup, rewriting the envelope sender only (never a header). */
+export function inboundCleanupOptions(input: RenderInput): string[] {
+  return srsOn(input) ? [`cleanup_service_name=${INBOUND_CLEANUP}`] : [];
+}
+
+export const inboundCleanupServiceOptions = [`sender_canonical_maps=${SRS_MAP}:forward`, 'sender_canonical_classes=envelope_sender'];
