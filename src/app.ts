@@ -71,7 +71,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   await defences.startPolicyService();
   // SRS lookups (render/postfix/srs.ts) are served wherever Postfix runs, so a reload that adds the
   // first outside forwarding target needs no restart.
-  const srs = config.role === 'mailbox' ? undefined : new SrsService({ socketPath: paths.srsSocket, secretPath: paths.srsSecret, hostname: config.hostname, domains: config.domains, log });
+  const srs = config.role === 'mailbox' ? undefined : new SrsService({ socketPath: paths.srsSocket, secretPath: config.srsSecretFile ?? paths.srsSecret, hostname: config.hostname, domains: config.domains, log });
   await srs?.start();
 
   // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
