@@ -31,6 +31,13 @@ async function submit(box: Instance, from: string, subject: string): Promise<voi
 }
 
 const received = (upstream: Upstream, subject: string) => waitFor(`${subject} at the upstream`, 30_000, () => upstream.messages.find((m) => m.data.includes(`Subject: ${subject}`)), 100);
+async function metric(box: Instance, name: string, labels: Record<string, string>): Promise<number> {
+  const text = await (await fetch(box.url('/metrics'))).text();
+  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && wanted.every((w) => l.includes(w)));
+  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+}
+
 const logged = (box: Instance, pattern: RegExp) => box.logs().find((l) => pattern.test(String(l.msg)));
 const seen = (upstream: Upstream) => upstream.commands.map((c) => `${c.tls ? 'tls' : 'plain'}:${c.line}`).join(' / ');
 
@@ -110,6 +117,7 @@ describe('RELAY_HOST on port 465: implicit TLS, verified, with SNI; routes in ei
     await submit(box, ERIN, 'wrong-name-465');
     await waitFor('the deferral', 30_000, () => logged(box, /to=<someone@outside\.example>.*status=deferred \(Server certificate not verified\)/), 100);
     assert.ok(logged(box, new RegExp(`certificate verification failed for 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${wrongName.port}`)));
+    assert.ok((await metric(box, 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'tls_not_verified' })) >= 1, 'counted like a STARTTLS deferral');
     assert.equal(wrongName.sawAuth, false, seen(wrongName));
     assert.deepEqual(wrongName.passwords, []);
     assert.equal(wrongName.messages.length, 0);
