@@ -5,7 +5,8 @@
 // the same key, reverses what relaybox made: the format is the common one.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { DOMAIN, freePort, hashOf, HOSTNAME, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
@@ -132,5 +133,41 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
     } finally {
       postsrsd.kill();
     }
+  });
+});
+
+describe('TRUSTED_NETWORKS keep their routes on port 25 while SRS is on', () => {
+  let ca: TestCa;
+  let smarthost: Upstream;
+  let route: Upstream;
+  let box: Instance;
+  before(async () => {
+    ca = new TestCa();
+    smarthost = await Upstream.start({ certificate: ca.issue('127.0.0.1'), name: 'smarthost.test' });
+    route = await Upstream.start({ certificate: ca.issue('127.0.0.1'), requireAuth: true, credentials: ROUTE, name: 'route.test' });
+    box = await Instance.start({
+      TRUSTED_NETWORKS: '127.0.0.1/32',
+      MAIL_ALIASES: `${FORWARD}:${FRIEND}`,
+      RELAY_HOST: `[127.0.0.1]:${smarthost.port}`,
+      RELAY_TLS_CA_FILE: ca.cert,
+      RELAY_ROUTES: `@${DOMAIN}=[127.0.0.1]:${route.port}`,
+      RELAY_ROUTE_CREDENTIALS: `@${DOMAIN} ${ROUTE.username}:${ROUTE.password}`,
+    });
+  });
+  after(async () => {
+    await box?.destroy();
+    for (const upstream of [smarthost, route]) await upstream?.stop();
+    ca?.remove();
+  });
+
+  test('a trusted client (swaks) sending as a local-domain address: its own sender, through the route, to the outside and to a forward', async () => {
+    for (const [to, subject] of [[FRIEND, 'trusted-direct'], [FORWARD, 'trusted-forward']] as const) {
+      await promisify(execFile)('swaks', ['--server', `127.0.0.1:${box.ports.smtp}`, '--ehlo', 'app.internal.test', '--from', ALICE, '--to', to, '--header', `Subject: ${subject}`, '--body', 'from a trusted network'], { timeout: 20_000 });
+      const mail = await waitFor(`${subject} at the route`, 30_000, () => route.messages.find((m) => m.data.includes(`Subject: ${subject}`)), 100);
+      assert.equal(mail.from, ALICE, 'never SRS-rewritten: a sender in a local domain');
+      assert.equal(mail.user, ROUTE.username);
+      assert.deepEqual(mail.to, [FRIEND]);
+    }
+    assert.ok(!smarthost.messages.some((m) => /Subject: trusted-/.test(m.data)));
   });
 });
