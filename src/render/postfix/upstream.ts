@@ -38,7 +38,6 @@ interface Hop {
   level: Level;
   /** The name the certificate must carry when verified, and the SNI sent. */
   name: string;
-  implicitTls: boolean;
 }
 
 /** Whether any smarthost (RELAY_HOST or a route) is reached with implicit TLS. */
@@ -59,8 +58,8 @@ export function relayHops(config: Config): Hop[] {
     if (!known || STRENGTH[hop.level] > STRENGTH[known.level]) hops.set(hop.nexthop, { ...hop, name: known?.name ?? hop.name });
   };
   const { relay } = config;
-  if (relay) add({ nexthop: nexthop(relay), level: levelFor(config, Boolean(relay.credentials), relay.implicitTls), name: config.relayTls.name ?? relay.host, implicitTls: relay.implicitTls });
-  for (const route of config.relayRoutes) add({ nexthop: nexthop(route), level: levelFor(config, Boolean(route.credentials), route.implicitTls), name: route.host, implicitTls: route.implicitTls });
+  if (relay) add({ nexthop: nexthop(relay), level: levelFor(config, Boolean(relay.credentials), relay.implicitTls), name: config.relayTls.name ?? relay.host });
+  for (const route of config.relayRoutes) add({ nexthop: nexthop(route), level: levelFor(config, Boolean(route.credentials), route.implicitTls), name: route.host });
   return [...hops.values()];
 }
 
@@ -68,7 +67,7 @@ export function relayHops(config: Config): Hop[] {
  * A TLS policy row. The name sent as SNI is the one verified (RELAY_TLS_NAME for an IP-literal
  * smarthost), so a front end that picks its certificate by SNI presents the right one. An IP address
  * is never sent as SNI (RFC 6066), which is why smtp_tls_servername stays unset: Postfix 3.7's
- * `hostname` would send a bracketed IP literal.
+ * `hostname` sends an IP-literal smarthost's address as the name (seen in the tests).
  */
 function policyRow(hop: Hop): [string, string] {
   const sni = isIP(hop.name) === 0 ? ` servername=${hop.name}` : '';
