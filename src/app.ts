@@ -21,6 +21,7 @@ import type { RenderInput } from './render/types.ts';
 import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
 import { SrsService } from './srs/service.ts';
+import { outsideTargets, srsOn } from './render/postfix/srs.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
@@ -73,6 +74,10 @@ export async function run(config: Config, root: Logger): Promise<number> {
   // first outside forwarding target needs no restart.
   const srs = config.role === 'mailbox' ? undefined : new SrsService({ socketPath: paths.srsSocket, secretPath: config.srsSecretFile ?? paths.srsSecret, hostname: config.hostname, domains: config.domains, log });
   await srs?.start();
+  if (srsOn(rendered)) {
+    const targets = outsideTargets(rendered);
+    log.info({ event: 'srs_on', targets }, `forwarding to ${targets.join(', ')}: mail taken on port 25 leaves with an SRS envelope sender at ${config.hostname}`);
+  }
 
   // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
   const daemons = new Supervisor({

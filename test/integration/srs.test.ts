@@ -74,7 +74,8 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
     ca?.remove();
   });
 
-  test('the SRS key is made once, 0600', () => {
+  test('the SRS key is made once, 0600; the start says SRS is on and why', () => {
+    assert.ok(box.logs().some((l) => l.event === 'srs_on' && JSON.stringify(l.targets) === JSON.stringify([FRIEND])), 'srs_on names the outside target');
     const stat = statSync(`${box.stateDir}/srs-secret`);
     assert.equal(stat.mode & 0o777, 0o600);
     assert.ok(readFileSync(`${box.stateDir}/srs-secret`, 'utf8').trim().length >= 16);
