@@ -13,6 +13,7 @@ import { DOMAIN, freePort, hashOf, HOSTNAME, Instance, PASSWORD, waitFor } from 
 import { SmtpClient, message } from '../helpers/smtp.ts';
 import { TestCa } from '../helpers/test-ca.ts';
 import { Upstream } from '../helpers/upstream.ts';
+import { maildirMessages } from '../helpers/chaos.ts';
 import { socketmapQuery } from '../../src/srs/socketmap.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -61,7 +62,7 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
     route = await Upstream.start({ certificate: ca.issue('127.0.0.1'), requireAuth: true, credentials: ROUTE, name: 'route.test' });
     box = await Instance.start({
       MAIL_USERS: [ALICE, DAN].map((user) => `${user}:${hashOf(PASSWORD)}`).join('\n'),
-      MAIL_ALIASES: `${FORWARD}:${FRIEND}`,
+      MAIL_ALIASES: `${FORWARD}:${FRIEND},${ALICE}`,
       RELAY_HOST: `[127.0.0.1]:${smarthost.port}`,
       RELAY_TLS_CA_FILE: ca.cert,
       RELAY_ROUTES: `@partner.example=[127.0.0.1]:${route.port}`,
@@ -89,6 +90,8 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
     assert.match(mail.from, SRS);
     assert.match(mail.data, /^From: <someone@partner\.example>$/m, 'the header From: is left alone');
     srsAddress = mail.from;
+    const local = await waitFor("the local copy in alice's Maildir", 20_000, () => maildirMessages(box.stateDir).find((m) => m.includes('Subject: forwarded-unauthenticated')), 200);
+    assert.match(local, /^Return-Path: <someone@partner\.example>\r?$/m, 'SRS is for mail that leaves: the local mailbox sees the original sender');
     assert.ok(!route.messages.some((m) => m.data.includes('Subject: forwarded-unauthenticated')), 'not through the route');
     assert.equal(route.sawAuth, false, 'the route credentials were never used');
     assert.deepEqual(route.passwords, []);

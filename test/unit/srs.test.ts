@@ -101,11 +101,12 @@ test('rendered only while a forwarding target is outside: port 25 through cleanu
   const main = renderMainCf(outside, PATHS);
   assert.match(main, /^virtual_alias_maps = texthash:\/srv\/rb\/postfix\/aliases, socketmap:unix:private\/relaybox-srs:reverse$/m);
   assert.match(main, /^virtual_alias_domains = mail\.example\.com$/m);
+  assert.match(main, /^lmtp_generic_maps = socketmap:unix:private\/relaybox-srs:reverse$/m, 'local mailboxes see the original sender');
 
   for (const env of [{ MAIL_ALIASES: 'fwd@example.com:alice@example.com' }, {}] as Array<Record<string, string>>) {
     const local = input(env);
     assert.doesNotMatch(renderMasterCf(local, PATHS), /cleanup-inbound|relaybox-srs/);
-    assert.doesNotMatch(renderMainCf(local, PATHS), /relaybox-srs|virtual_alias_domains/);
+    assert.doesNotMatch(renderMainCf(local, PATHS), /relaybox-srs|virtual_alias_domains|lmtp_generic_maps/);
   }
   assert.match(renderMasterCf(input({ MAIL_ALIASES: '@example.com:catch@outside.example' }), PATHS), /cleanup-inbound/, 'a catch-all to outside');
   assert.match(renderMasterCf(input({ POSTMASTER_ADDRESS: 'admin@outside.example' }), PATHS), /cleanup-inbound/, 'the postmaster outside');

@@ -28,12 +28,18 @@ export function srsOn(input: RenderInput): boolean {
   return input.config.role !== 'mailbox' && outsideTargets(input).length > 0;
 }
 
-/** main.cf: bounces to our SRS addresses accepted (valid ones only) and sent back to the original sender. */
+/**
+ * main.cf: bounces to our SRS addresses accepted (valid ones only) and sent back to the original
+ * sender; and a local mailbox that gets the same message sees the original sender as Return-Path
+ * (the LMTP client undoes the rewrite: SRS is for mail that leaves).
+ */
 export function srsSettings(input: RenderInput): { aliasMaps: string[]; settings: Setting[] } {
   if (!srsOn(input)) return { aliasMaps: [], settings: [] };
   const { hostname, domains } = input.config;
   const inMailboxDomain = domains.map((d) => d.toLowerCase()).includes(hostname.toLowerCase());
-  return { aliasMaps: [`${SRS_MAP}:reverse`], settings: inMailboxDomain ? [] : [['virtual_alias_domains', hostname]] };
+  const settings: Setting[] = [['lmtp_generic_maps', `${SRS_MAP}:reverse`]];
+  if (!inMailboxDomain) settings.unshift(['virtual_alias_domains', hostname]);
+  return { aliasMaps: [`${SRS_MAP}:reverse`], settings };
 }
 
 /** master.cf: the port-25 listener's own cleanup, rewriting the envelope sender only (never a header). */
