@@ -3,7 +3,8 @@
 // so the receiver checks SPF against us, and a bounce to that address is accepted only with a valid
 // hash and a recent timestamp, then sent back to alice@origin.example. HHHH is HMAC-SHA1 over
 // timestamp, domain and local part (lowercased), base64, 4 characters; TT the day number modulo
-// 1024 in base32. The same secret in postsrsd reverses what this makes, and the reverse.
+// 1024 in base32. A sender another forwarder rewrote becomes SRS1 (see forward). The same secret in
+// postsrsd reverses what this makes, and the reverse.
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
@@ -61,12 +62,24 @@ export class Srs {
     this.domain = options.domain.toLowerCase();
   }
 
-  /** The SRS0 address for a sender (local@domain), at our domain. */
+  /**
+   * The SRS address for a sender (local@domain), at our domain: SRS0, or for a sender that another
+   * forwarder already rewrote, SRS1 (libsrs2's shortcut): SRS1=HHHH=firsthop==<its SRS0 tail>, so
+   * the address does not grow with every hop and a bounce goes back to the first forwarder.
+   */
   forward(sender: string, now = Date.now()): string | undefined {
     const parts = split(sender);
     if (!parts) return undefined;
+    const srs0 = /^SRS0([=+-].*)$/i.exec(parts.local);
+    if (srs0) return this.srs1(parts.domain, srs0[1]!);
+    const srs1 = /^SRS1[=+-][^=]+=([^=]+)=(.*)$/i.exec(parts.local);
+    if (srs1) return this.srs1(srs1[1]!, srs1[2]!);
     const time = stamp(now);
     return `SRS0=${hash(this.secret, [time, parts.domain, parts.local])}=${time}=${parts.domain}=${parts.local}@${this.domain}`;
+  }
+
+  private srs1(firstHop: string, tail: string): string {
+    return `SRS1=${hash(this.secret, [firstHop, tail])}=${firstHop}=${tail}@${this.domain}`;
   }
 
   /** Whether an address is one of ours (made by forward, valid or not). */
@@ -75,10 +88,15 @@ export class Srs {
     return Boolean(parts && parts.domain.toLowerCase() === this.domain && /^SRS[01][=+-]/i.test(parts.local));
   }
 
-  /** The original sender behind one of our SRS0 addresses; undefined when forged, damaged or too old. */
+  /** The original sender behind one of our SRS0 addresses (the first forwarder's SRS0 address behind an SRS1 one); undefined when forged, damaged or too old. */
   reverse(address: string, now = Date.now()): string | undefined {
     const parts = split(address);
     if (!parts || parts.domain.toLowerCase() !== this.domain) return undefined;
+    const srs1 = /^SRS1[=+-]([^=]+)=([^=]+)=(.*)$/i.exec(parts.local);
+    if (srs1) {
+      const [, given = '', firstHop = '', tail = ''] = srs1;
+      return sameHash(given, hash(this.secret, [firstHop, tail])) ? `SRS0${tail}@${firstHop}` : undefined;
+    }
     const match = /^SRS0[=+-]([^=]+)=([^=]{2})=([^=]+)=(.+)$/i.exec(parts.local);
     if (!match) return undefined;
     const [, given = '', time = '', domain = '', local = ''] = match;

@@ -133,7 +133,16 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
       assert.equal(reversed, '200 someone@partner.example');
       const made = await tcpTable(forwardPort, 'carol@elsewhere.example');
       assert.match(made, /^200 SRS0=/);
-      assert.equal(await socketmapQuery(`${box.stateDir}/queue/private/relaybox-srs`, 'reverse', made.slice(4)), 'OK carol@elsewhere.example');
+      const socket = `${box.stateDir}/queue/private/relaybox-srs`;
+      assert.equal(await socketmapQuery(socket, 'reverse', made.slice(4)), 'OK carol@elsewhere.example');
+      // SRS1, for a sender another forwarder already rewrote: both directions agree too.
+      const theirs = 'SRS0=AbCd=XY=origin.example=alice@forwarder.example';
+      const ours = (await socketmapQuery(socket, 'forward', theirs)).slice(3);
+      assert.match(ours, /^SRS1=/);
+      assert.equal(await tcpTable(reversePort, ours), `200 ${theirs}`);
+      const postsrsdSrs1 = await tcpTable(forwardPort, theirs);
+      assert.match(postsrsdSrs1, /^200 SRS1=/);
+      assert.equal(await socketmapQuery(socket, 'reverse', postsrsdSrs1.slice(4)), `OK ${theirs}`);
     } finally {
       postsrsd.kill();
     }

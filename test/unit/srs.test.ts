@@ -34,6 +34,16 @@ test('SRS0: forward and back; the hash covers timestamp, domain and local part; 
   assert.equal(srs.reverse(acrossWrap, Date.UTC(1970, 0, 1) + 1030 * DAY), 'a@b.example', 'the day counter wraps at 1024');
 });
 
+test('SRS1: a sender another forwarder rewrote keeps its first hop, and a bounce goes back there', () => {
+  const theirs = 'SRS0=AbCd=XY=origin.example=alice@forwarder.example';
+  const ours = srs.forward(theirs, NOW)!;
+  assert.match(ours, /^SRS1=[A-Za-z0-9+/]{4}=forwarder\.example==AbCd=XY=origin\.example=alice@mail\.example\.com$/);
+  assert.equal(srs.reverse(ours, NOW), theirs);
+  const again = srs.forward(ours.replace('@mail.example.com', '@second-hop.example'), NOW)!;
+  assert.match(again, /^SRS1=[A-Za-z0-9+/]{4}=forwarder\.example==AbCd=/, 'an SRS1 sender keeps its first hop');
+  assert.equal(srs.reverse(ours.replace('=forwarder.example=', '=evil.example='), NOW), undefined, 'the first hop is covered by the hash');
+});
+
 test('forward: only foreign senders; local domains, MAIL_HOSTNAME and our own SRS addresses stay', () => {
   const lookup = srsLookup(srs, ['example.com', 'Example.org']);
   assert.match(lookup('forward', 'x@partner.example')!, /^SRS0=.*=partner\.example=x@mail\.example\.com$/);
