@@ -7,13 +7,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFileSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
 import { DOMAIN, freePort, hashOf, HOSTNAME, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 import { TestCa } from '../helpers/test-ca.ts';
 import { Upstream } from '../helpers/upstream.ts';
-import { maildirMessages } from '../helpers/chaos.ts';
 import { socketmapQuery } from '../../src/srs/socketmap.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -30,6 +29,16 @@ async function inbound(box: Instance, from: string, to: string, subject: string)
   const result = await client.send(from, [to], message(from === '' ? 'MAILER-DAEMON@mx.partner.example' : from, to, subject));
   await client.quit();
   return result;
+}
+
+/** Every message delivered to alice's Maildir (new/). */
+function aliceMessages(stateDir: string): string[] {
+  const dir = `${stateDir}/mail/${DOMAIN}/alice/Maildir/new`;
+  try {
+    return readdirSync(dir).map((name) => readFileSync(`${dir}/${name}`, 'latin1'));
+  } catch {
+    return [];
+  }
 }
 
 /** A lookup in postsrsd's TCP table (Postfix tcp_table protocol). */
@@ -90,7 +99,7 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
     assert.match(mail.from, SRS);
     assert.match(mail.data, /^From: <someone@partner\.example>$/m, 'the header From: is left alone');
     srsAddress = mail.from;
-    const local = await waitFor("the local copy in alice's Maildir", 20_000, () => maildirMessages(box.stateDir).find((m) => m.includes('Subject: forwarded-unauthenticated')), 200);
+    const local = await waitFor("the local copy in alice's Maildir", 20_000, () => aliceMessages(box.stateDir).find((m) => m.includes('Subject: forwarded-unauthenticated')), 200);
     assert.match(local, /^Return-Path: <someone@partner\.example>\r?$/m, 'SRS is for mail that leaves: the local mailbox sees the original sender');
     assert.ok(!route.messages.some((m) => m.data.includes('Subject: forwarded-unauthenticated')), 'not through the route');
     assert.equal(route.sawAuth, false, 'the route credentials were never used');
