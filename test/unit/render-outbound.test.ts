@@ -171,3 +171,9 @@ test('routes in either TLS mode: each route as transport:nexthop, so a 465 route
   assert.match(file(reverse, 'sender_transport')!.content, /^@b\.example smtp:\[smtp\.second\.example\]:587$/m, 'a STARTTLS route under an implicit-TLS default');
   assert.equal(main({ ...CREDENTIALS, RELAY_ROUTES: '@b.example=[smtp.second.example]:587' }).has('sender_dependent_default_transport_maps'), false);
 });
+
+test('main.cf lines: a setting two concerns need is written once; two different values are refused', async () => {
+  const { lines } = await import('../../src/render/postfix/format.ts');
+  assert.equal(lines([['virtual_alias_domains', 'mail.example.com'], false, ['a', 1], ['virtual_alias_domains', 'mail.example.com']]), 'virtual_alias_domains = mail.example.com\na = 1');
+  assert.throws(() => lines([['relayhost', '[a.example]:587'], ['relayhost', '[b.example]:587']]), /relayhost rendered twice/);
+});
