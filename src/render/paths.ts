@@ -25,6 +25,8 @@ export function statePaths(stateDir: string) {
     /** The supervisor's SRS socketmap (srs/service.ts) and its HMAC key, made once. */
     srsSocket: `${queue}/private/relaybox-srs`,
     srsSecret: `${stateDir}/srs-secret`,
+    /** Routed senders of the local domains, refused on port 25 from untrusted clients (regexp: access table). */
+    routeSenders: `${postfix}/route_senders`,
     /** Counters, bans and suspensions kept across restarts (abuse/store.ts). */
     abuseState: `${stateDir}/abuse-state.json`,
     bannedClients: `${postfix}/banned_clients`,

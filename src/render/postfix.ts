@@ -9,7 +9,7 @@ import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
 import { deliverySettings, drainSettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
-import { srsSettings } from './postfix/srs.ts';
+import { srsFiles, srsSettings } from './postfix/srs.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
 export { banMapFile } from './postfix/maps.ts';
@@ -130,5 +130,6 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
     ...upstreamFiles(input, paths),
     ...milterFiles(input, paths),
     ...replicaFiles(input, paths),
+    ...srsFiles(input, paths),
   ];
 }

@@ -74,8 +74,8 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
       MAIL_ALIASES: `${FORWARD}:${FRIEND},${ALICE}`,
       RELAY_HOST: `[127.0.0.1]:${smarthost.port}`,
       RELAY_TLS_CA_FILE: ca.cert,
-      RELAY_ROUTES: `@partner.example=[127.0.0.1]:${route.port}`,
-      RELAY_ROUTE_CREDENTIALS: `@partner.example ${ROUTE.username}:${ROUTE.password}`,
+      RELAY_ROUTES: `@partner.example=[127.0.0.1]:${route.port} boss@${DOMAIN}=[127.0.0.1]:${route.port}`,
+      RELAY_ROUTE_CREDENTIALS: `@partner.example ${ROUTE.username}:${ROUTE.password}\nboss@${DOMAIN} ${ROUTE.username}:${ROUTE.password}`,
     });
   });
   after(async () => {
@@ -104,6 +104,14 @@ describe('SRS for forwarded mail; routes only for authenticated mail', () => {
     assert.ok(!route.messages.some((m) => m.data.includes('Subject: forwarded-unauthenticated')), 'not through the route');
     assert.equal(route.sawAuth, false, 'the route credentials were never used');
     assert.deepEqual(route.passwords, []);
+  });
+
+  test('a routed sender of a local domain claimed unauthenticated on port 25: refused (5.7.1), the route never sees it', async () => {
+    const { final } = await inbound(box, `boss@${DOMAIN}`, FORWARD, 'forged-local-routed');
+    assert.ok(final.code >= 500 && /5\.7\.1/.test(final.text), `${final.code} ${final.text}`);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok(![...route.messages, ...smarthost.messages].some((m) => m.data.includes('Subject: forged-local-routed')));
+    assert.equal(route.sawAuth, false);
   });
 
   test('an authenticated user of the routed domain still gets the route, its credentials and its own envelope sender', async () => {

@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { renderMainCf, renderMasterCf } from '../../src/render/postfix.ts';
+import { renderAll } from '../../src/render/index.ts';
 import { statePaths } from '../../src/render/paths.ts';
 import type { RenderInput } from '../../src/render/types.ts';
 import { Srs } from '../../src/srs/srs.ts';
@@ -120,6 +121,13 @@ test('rendered only while a forwarding target is outside: port 25 through cleanu
   }
   assert.match(renderMasterCf(input({ MAIL_ALIASES: '@example.com:catch@outside.example' }), PATHS), /cleanup-inbound/, 'a catch-all to outside');
   assert.match(renderMasterCf(input({ POSTMASTER_ADDRESS: 'admin@outside.example' }), PATHS), /cleanup-inbound/, 'the postmaster outside');
+  const routed = { MAIL_ALIASES: 'fwd@example.com:friend@outside.example', RELAY_ROUTES: '@example.com=[smtp.x.example]:587 boss@example.com=[smtp.x.example]:587 @partner.example=[smtp.y.example]:587' };
+  assert.match(renderMasterCf(input(routed), PATHS), /-o smtpd_end_of_data_restrictions=permit_mynetworks,check_sender_access,regexp:\/srv\/rb\/postfix\/route_senders/);
+  const guard = renderAll(input(routed)).find((f) => f.path === '/srv/rb/postfix/route_senders')!.content;
+  assert.match(guard, /^\/@example\\\.com\$\/ REJECT 5\.7\.1 /m, 'the whole domain, not its subdomains');
+  assert.match(guard, /^\/\^boss@example\\\.com\$\/ REJECT /m);
+  assert.doesNotMatch(guard, /partner/, 'senders outside the local domains are SRS-rewritten instead');
+  assert.doesNotMatch(renderMasterCf(input({ RELAY_ROUTES: routed.RELAY_ROUTES }), PATHS), /smtpd_end_of_data_restrictions/, 'nothing taken on 25 leaves without an outside target');
   const hostnameIsLocal = input({ MAIL_HOSTNAME: 'example.com', MAIL_ALIASES: 'fwd@example.com:friend@outside.example' });
   assert.doesNotMatch(renderMainCf(hostnameIsLocal, PATHS), /virtual_alias_domains/, 'never in both address classes');
 });

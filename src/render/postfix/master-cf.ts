@@ -6,7 +6,7 @@ import { HEADER, type Setting } from './format.ts';
 import { milterOptions } from './milters.ts';
 import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
 import { IMPLICIT_TLS_TRANSPORT, implicitTlsUsed } from './upstream.ts';
-import { INBOUND_CLEANUP, inboundCleanupOptions, inboundCleanupServiceOptions, srsOn } from './srs.ts';
+import { INBOUND_CLEANUP, inboundCleanupServiceOptions, inboundListenerOptions, srsOn } from './srs.ts';
 
 /**
  * The smtp client for a smarthost on 465 / smtps: TLS from the first byte. Its level and name check
@@ -73,7 +73,7 @@ function listenerOptions(listener: Listener, input: RenderInput, paths: StatePat
     ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
     ...(listener.role === 'submission' ? submissionOptions(input.config, paths) : []),
     ...(listener.role === 'handoff' ? handoffListenerOptions(paths) : []),
-    ...(listener.role === 'inbound' ? inboundCleanupOptions(input) : []),
+    ...(listener.role === 'inbound' ? inboundListenerOptions(input, paths) : []),
     ...(listener.role === 'submission' || listener.role === 'inbound' ? milterOptions(listener.role, input, paths) : []),
   ];
 }
