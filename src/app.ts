@@ -21,6 +21,8 @@ import { banMapFile } from './render/postfix.ts';
 import type { RenderInput } from './render/types.ts';
 import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
+import { SrsService } from './srs/service.ts';
+import { outsideTargets, srsOn } from './render/postfix/srs.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
@@ -72,6 +74,14 @@ export async function run(config: Config, root: Logger): Promise<number> {
   let rendered = await prepareStateDir(config, log, bans.active, defences.authPolicyEndpoint);
   await defences.reconfigure(config, rendered.users);
   await defences.startPolicyService();
+  // SRS lookups (render/postfix/srs.ts) are served wherever Postfix runs, so a reload that adds the
+  // first outside forwarding target needs no restart.
+  const srs = config.role === 'mailbox' ? undefined : new SrsService({ socketPath: paths.srsSocket, secretPath: config.srsSecretFile ?? paths.srsSecret, hostname: config.hostname, domains: config.domains, log });
+  await srs?.start();
+  if (srsOn(rendered)) {
+    const targets = outsideTargets(rendered);
+    log.info({ event: 'srs_on', targets }, `forwarding to ${targets.join(', ')}: mail taken on port 25 leaves with an SRS envelope sender at ${config.hostname}`);
+  }
 
   // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
   const daemons = new Supervisor({
@@ -81,7 +91,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
     restartBudget: config.restartBudget,
     log: root,
     demote: (line) => isProbeLine(line.msg),
-    serviceChecks: defences.serviceChecks(),
+    serviceChecks: [...defences.serviceChecks(), ...(srs ? [srs.check()] : [])],
   });
   supervisor = daemons;
   const early: DaemonLogLine[] = [];
@@ -120,6 +130,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
       if (config.role === 'relay' && started && code === EXIT_OK) await drain();
       await Promise.all([daemons.stop(), serving?.http.close()]);
       await defences.stop();
+      await srs?.stop();
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
       return code;

@@ -4,6 +4,32 @@
 import { isIP } from 'node:net';
 import { parseAddress, parseDomain, parseRelayHost, type HostPort, type Parsed } from './values.ts';
 
+/** A smarthost: where, and whether TLS starts with the first byte (RFC 8314 implicit TLS) or after STARTTLS. */
+export interface Smarthost extends HostPort {
+  implicitTls: boolean;
+}
+
+/** The port RFC 8314 gives implicit-TLS submission; the ports where a server always greets in plaintext. */
+const IMPLICIT_TLS_PORT = 465;
+const PLAINTEXT_GREETING_PORTS = new Set([25, 587]);
+const SMTPS_PREFIX = 'smtps:';
+
+/**
+ * `[host]:port` or `host:port`, optionally prefixed `smtps:`: implicit TLS on port 465 and wherever
+ * the prefix asks for it (a provider's own implicit-TLS port); STARTTLS everywhere else.
+ */
+export function parseSmarthost(raw: string): Parsed<Smarthost> {
+  const trimmed = raw.trim();
+  const prefixed = trimmed.toLowerCase().startsWith(SMTPS_PREFIX);
+  const host = parseRelayHost(prefixed ? trimmed.slice(SMTPS_PREFIX.length) : trimmed);
+  if (!host.ok) return fail(`${host.message}; prefix smtps: for implicit TLS on a port other than 465, e.g. smtps:[smtp.example.com]:2465`);
+  if (prefixed && PLAINTEXT_GREETING_PORTS.has(host.value.port)) {
+    return fail(`smtps: asks for TLS from the first byte, but port ${host.value.port} greets in plaintext and offers STARTTLS; drop smtps: (STARTTLS is used and verified the same way) or give the provider's implicit-TLS port, usually 465`);
+  }
+  return ok({ ...host.value, implicitTls: prefixed || host.value.port === IMPLICIT_TLS_PORT });
+}
+
+
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const fail = <T>(message: string): Parsed<T> => ({ ok: false, message });
 
@@ -38,11 +64,11 @@ export function parseSenderKey(raw: string): Parsed<string> {
   return address.ok ? address : fail(`"${raw}" is neither @domain nor ${address.message}`);
 }
 
-export interface Route extends HostPort {
+export interface Route extends Smarthost {
   sender: string;
 }
 
-const ROUTE_FORMAT = 'entries sender=[host]:port, the sender as @domain or user@domain, e.g. @example.org=[smtp.provider.example]:587';
+const ROUTE_FORMAT = 'entries sender=[host]:port (smtps:[host]:port for implicit TLS on a port other than 465), the sender as @domain or user@domain, e.g. @example.org=[smtp.provider.example]:587';
 
 /** One `sender=[host]:port` entry of RELAY_ROUTES. */
 export function parseRoute(entry: string): Parsed<Route> {
@@ -50,7 +76,7 @@ export function parseRoute(entry: string): Parsed<Route> {
   if (equals <= 0) return fail(ROUTE_FORMAT);
   const sender = parseSenderKey(entry.slice(0, equals));
   if (!sender.ok) return fail(`${sender.message}; ${ROUTE_FORMAT}`);
-  const host = parseRelayHost(entry.slice(equals + 1));
+  const host = parseSmarthost(entry.slice(equals + 1));
   if (!host.ok) return fail(`${sender.value}: ${host.message}`);
   return ok({ sender: sender.value, ...host.value });
 }

@@ -16,10 +16,17 @@ export function statePaths(stateDir: string) {
     relayPasswordMap: `${postfix}/relay_password`,
     relayTlsPolicy: `${postfix}/relay_tls_policy`,
     senderRelayMap: `${postfix}/sender_relay`,
+    /** Routes as transport:nexthop (sender_dependent_default_transport_maps), when one is implicit TLS. */
+    senderTransportMap: `${postfix}/sender_transport`,
     /** Debian's hashed CA links, copied into smtp's chroot (smtp_tls_CApath is read after chroot). */
     chrootCaPath: `${queue}/etc/ssl/certs`,
     /** The supervisor's Postfix policy service (per-user sending limits). */
     policySocket: `${queue}/private/relaybox-policy`,
+    /** The supervisor's SRS socketmap (srs/service.ts) and its HMAC key, made once. */
+    srsSocket: `${queue}/private/relaybox-srs`,
+    srsSecret: `${stateDir}/srs-secret`,
+    /** Routed senders of the local domains, refused on port 25 from untrusted clients (regexp: access table). */
+    routeSenders: `${postfix}/route_senders`,
     /** Counters, bans and suspensions kept across restarts (abuse/store.ts). */
     abuseState: `${stateDir}/abuse-state.json`,
     bannedClients: `${postfix}/banned_clients`,

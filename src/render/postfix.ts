@@ -11,6 +11,7 @@ import { milterFiles, milterSettings } from './postfix/milters.ts';
 import { privacyFiles, privacySettings } from './postfix/privacy.ts';
 import { asciiCheck, envelopeFiles, envelopeSettings } from './postfix/envelope.ts';
 import { deliverySettings, drainSettings, handoffSettings, replicaFiles } from './postfix/replicas.ts';
+import { srsFiles, srsSettings } from './postfix/srs.ts';
 
 export { renderMasterCf } from './postfix/master-cf.ts';
 export { banMapFile } from './postfix/maps.ts';
@@ -24,6 +25,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
   const { config, tls } = input;
   const trusted = config.trustedNetworks.map(postfixNetwork);
   const bind = config.bindAddress;
+  const srs = srsSettings(input);
   return `${HEADER}${lines([
     ['compatibility_level', '3.6'],
     ['myhostname', config.hostname],
@@ -97,7 +99,8 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ['virtual_mailbox_domains', config.domains.join(', ')],
     ['virtual_mailbox_maps', `texthash:${paths.mailboxMap}`],
     ...deliverySettings(input),
-    ['virtual_alias_maps', `texthash:${paths.aliasMap}`],
+    ['virtual_alias_maps', [`texthash:${paths.aliasMap}`, ...srs.aliasMaps].join(', ')],
+    ...srs.settings,
     ...milterSettings(input, paths),
     // A stopping relay replica hands everything to a peer instead (postfix/replicas.ts).
     ...(handoffSettings(input, paths) ?? upstreamSettings(input, paths)),
@@ -132,5 +135,6 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
     ...upstreamFiles(input, paths),
     ...milterFiles(input, paths),
     ...replicaFiles(input, paths),
+    ...srsFiles(input, paths),
   ];
 }

@@ -1,6 +1,8 @@
 // A real SMTP upstream on loopback for the outbound tests (node:net + node:tls): it advertises
-// STARTTLS and, after TLS, AUTH PLAIN LOGIN; it can require AUTH before MAIL; it records every
-// command with whether TLS was up, every credential it was given, and every message it accepted.
+// STARTTLS (or, with implicitTls, speaks TLS from the first byte, as on port 465) and, after TLS,
+// AUTH PLAIN LOGIN; it can require AUTH before MAIL; it can pick its certificate by the SNI name the
+// client sends, as shared front ends do; it records every command with whether TLS was up, every
+// SNI name and credential it was given, and every message it accepted.
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
@@ -22,8 +24,12 @@ export interface UpstreamMessage {
 }
 
 export interface UpstreamOptions {
-  /** The certificate presented after STARTTLS. */
+  /** The certificate presented after STARTTLS (the default one when byServername is set). */
   certificate: KeyPair;
+  /** TLS from the first byte (SMTPS, RFC 8314): no plaintext greeting, no STARTTLS. */
+  implicitTls?: boolean;
+  /** Certificates presented only to a client that sends this name as SNI. */
+  byServername?: Record<string, KeyPair>;
   /** Refuse MAIL before a successful AUTH (530 5.7.0), as providers do. */
   requireAuth?: boolean;
   /** Accepted credentials (any when unset). */
@@ -31,29 +37,45 @@ export interface UpstreamOptions {
   /** Recipients refused with 550 5.1.1 (to make bounces). */
   rejectRecipients?: RegExp;
   name?: string;
+  /** Where to listen (default 127.0.0.1 on a free port); e.g. 127.0.0.46:465 for the port that means implicit TLS. */
+  listen?: { host: string; port: number };
 }
 
 export class Upstream {
   readonly port: number;
+  readonly host: string;
   readonly commands: UpstreamCommand[] = [];
   readonly messages: UpstreamMessage[] = [];
   /** Every password this upstream was sent, decoded, with whether TLS was up. */
   readonly passwords: Array<{ user: string; password: string; tls: boolean }> = [];
+  /** The SNI name of every TLS handshake (undefined: none sent). */
+  readonly servernames: Array<string | undefined> = [];
   private readonly server: Server;
   private readonly options: UpstreamOptions;
   private connections = 0;
   private readonly sockets = new Set<Socket>();
+  private readonly sniContext: (servername: string) => ReturnType<typeof createSecureContext>;
 
-  private constructor(port: number, options: UpstreamOptions) {
+  private constructor(host: string, port: number, options: UpstreamOptions) {
+    this.host = host;
     this.port = port;
     this.options = options;
-    const context = createSecureContext({ cert: readFileSync(options.certificate.cert), key: readFileSync(options.certificate.key) });
+    const contextOf = (pair: KeyPair) => createSecureContext({ cert: readFileSync(pair.cert), key: readFileSync(pair.key) });
+    const context = contextOf(options.certificate);
+    const named = new Map(Object.entries(options.byServername ?? {}).map(([name, pair]) => [name.toLowerCase(), contextOf(pair)]));
+    this.sniContext = (servername) => {
+      this.servernames.push(servername || undefined);
+      return named.get(servername.toLowerCase()) ?? context;
+    };
     this.server = createServer((socket) => this.session(socket, ++this.connections, context));
   }
 
   static async start(options: UpstreamOptions): Promise<Upstream> {
-    const upstream = new Upstream(await freePort(), options);
-    await new Promise<void>((resolve) => upstream.server.listen(upstream.port, '127.0.0.1', resolve));
+    const upstream = new Upstream(options.listen?.host ?? '127.0.0.1', options.listen?.port ?? (await freePort()), options);
+    await new Promise<void>((resolve, reject) => {
+      upstream.server.once('error', reject);
+      upstream.server.listen(upstream.port, upstream.host, resolve);
+    });
     return upstream;
   }
 
@@ -74,6 +96,26 @@ export class Upstream {
     this.sockets.add(plain);
     plain.on('close', () => this.sockets.delete(plain));
     const send = (text: string) => socket.write(`${text}\r\n`);
+    const startTls = (onSecure?: () => void) => {
+      const servernameSeen = new Set<string>();
+      socket = new TLSSocket(plain, {
+        isServer: true,
+        secureContext: context,
+        SNICallback: (servername, done) => {
+          servernameSeen.add(servername);
+          done(null, this.sniContext(servername));
+        },
+      });
+      socket.on('error', () => plain.destroy());
+      socket.on('secure', () => {
+        tls = true;
+        if (servernameSeen.size === 0) this.servernames.push(undefined);
+        onSecure?.();
+      });
+      socket.setEncoding('utf8');
+      socket.on('data', onData);
+      buffer = '';
+    };
     const authenticated = (username: string, password: string) => {
       this.passwords.push({ user: username, password, tls });
       const wanted = this.options.credentials;
@@ -110,15 +152,10 @@ export class Upstream {
         case 'HELO':
           return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
         case 'STARTTLS':
-          if (tls) return send('503 5.5.1 TLS already active');
+          if (tls || this.options.implicitTls) return send('503 5.5.1 TLS already active');
           send('220 2.0.0 Ready to start TLS');
           plain.removeAllListeners('data');
-          socket = new TLSSocket(plain, { isServer: true, secureContext: context });
-          socket.on('error', () => plain.destroy());
-          socket.on('secure', () => (tls = true));
-          socket.setEncoding('utf8');
-          socket.on('data', onData);
-          buffer = '';
+          startTls();
           return;
         case 'AUTH': {
           if (!tls) return send('538 5.7.11 Encryption required for requested authentication mechanism');
@@ -166,9 +203,10 @@ export class Upstream {
         handle(line);
       }
     };
+    plain.on('error', () => plain.destroy());
+    if (this.options.implicitTls) return startTls(() => send(`220 ${name} ESMTP test upstream`));
     plain.setEncoding('utf8');
     plain.on('data', onData);
-    plain.on('error', () => plain.destroy());
     send(`220 ${name} ESMTP test upstream`);
   }
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { loadConfig, maskedConfig } from '../../src/config/load.ts';
-import { parseRoute, parseRouteCredentials, parseSendLimit, passwordProblem, usernameProblem } from '../../src/config/outbound-values.ts';
+import { parseRoute, parseRouteCredentials, parseSendLimit, parseSmarthost, passwordProblem, usernameProblem } from '../../src/config/outbound-values.ts';
 
 const BASE = { MAIL_HOSTNAME: 'mail.example.com', MAIL_DOMAINS: 'example.com', MAIL_USERS: 'alice@example.com:{SHA512-CRYPT}$6$x$y bob@b.example:{SHA512-CRYPT}$6$x$z' };
 const RELAY = { RELAY_HOST: '[smtp.provider.example]:587', RELAY_USERNAME: 'u', RELAY_PASSWORD: 'p4ss' };
@@ -57,7 +57,7 @@ test('RELAY_TLS: verify by default with credentials, may refused with them, encr
 });
 
 test('RELAY_ROUTES and their credentials', () => {
-  assert.deepEqual(parseRoute('@B.Example=[smtp.second.example]:587'), { ok: true, value: { sender: '@b.example', host: 'smtp.second.example', port: 587, noMx: true } });
+  assert.deepEqual(parseRoute('@B.Example=[smtp.second.example]:587'), { ok: true, value: { sender: '@b.example', host: 'smtp.second.example', port: 587, noMx: true, implicitTls: false } });
   assert.equal(parseRoute('b.example=[smtp.second.example]:587').ok, false);
   assert.equal(parseRoute('@b.example').ok, false);
   assert.deepEqual(parseRouteCredentials('@b.example user@b.example:pass with spaces'), { ok: true, value: { sender: '@b.example', username: 'user@b.example', password: 'pass with spaces' } });
@@ -73,8 +73,23 @@ test('RELAY_ROUTES and their credentials', () => {
   writeFileSync(`${dir}/routes`, '# comment\n@b.example user:p w\n');
   const result = loadConfig({ ...BASE, RELAY_ROUTES: '@b.example=[a.example]:25', RELAY_ROUTE_CREDENTIALS_FILE: `${dir}/routes` });
   assert.ok(result.ok);
-  assert.deepEqual(result.config.relayRoutes, [{ sender: '@b.example', host: 'a.example', port: 25, noMx: true, credentials: { username: 'user', password: 'p w' } }]);
+  assert.deepEqual(result.config.relayRoutes, [{ sender: '@b.example', host: 'a.example', port: 25, noMx: true, implicitTls: false, credentials: { username: 'user', password: 'p w' } }]);
   assert.doesNotMatch(JSON.stringify(maskedConfig(result.config)), /"p w"/);
+});
+
+test('implicit TLS to a smarthost: by port 465 or an smtps: prefix; contradictions refused, naming the variable', () => {
+  assert.deepEqual(parseSmarthost('[smtp.example.com]:465'), { ok: true, value: { host: 'smtp.example.com', port: 465, noMx: true, implicitTls: true } });
+  assert.deepEqual(parseSmarthost('SMTPS:[smtp.example.com]:2465'), { ok: true, value: { host: 'smtp.example.com', port: 2465, noMx: true, implicitTls: true } });
+  assert.deepEqual(parseSmarthost('smtp.example.com:587'), { ok: true, value: { host: 'smtp.example.com', port: 587, noMx: false, implicitTls: false } });
+  assert.deepEqual(parseRoute('@b.example=smtps:[smtp.second.example]:2465'), { ok: true, value: { sender: '@b.example', host: 'smtp.second.example', port: 2465, noMx: true, implicitTls: true } });
+  only({ RELAY_HOST: 'smtps:[smtp.example.com]:587' }, 'RELAY_HOST', /port 587 greets in plaintext and offers STARTTLS/);
+  only({ RELAY_HOST: 'smtps:[smtp.example.com]:25' }, 'RELAY_HOST', /port 25 greets in plaintext/);
+  only({ RELAY_HOST: 'smtps:' }, 'RELAY_HOST', /prefix smtps: for implicit TLS/);
+  only({ RELAY_ROUTES: '@b.example=smtps:[smtp.x.example]:587' }, 'RELAY_ROUTES', /@b\.example: smtps: asks for TLS from the first byte/);
+  assert.deepEqual(errors({ RELAY_HOST: '[smtp.example.com]:465', RELAY_ROUTES: '@b.example=[smtp.example.com]:465 @c.example=smtps:[smtp.x.example]:2465 @d.example=[smtp.x.example]:587' }), []);
+  const mixed = only({ RELAY_ROUTES: '@b.example=smtps:[smtp.x.example]:2465 @c.example=[smtp.x.example]:2465' }, 'RELAY_ROUTES', /@c\.example reaches \[smtp\.x\.example\]:2465 with STARTTLS, but @b\.example reaches the same smarthost with implicit TLS/);
+  assert.ok(mixed);
+  only({ RELAY_HOST: '[smtp.x.example]:2465', RELAY_ROUTES: '@b.example=smtps:[smtp.x.example]:2465' }, 'RELAY_ROUTES', /but RELAY_HOST reaches the same smarthost with STARTTLS/);
 });
 
 test('SEND_LIMITS overrides name real users; the limits and the suspension threshold are bounded', () => {

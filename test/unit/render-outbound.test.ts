@@ -8,6 +8,15 @@ import { renderAll } from '../../src/render/index.ts';
 import { renderMainCf, renderMasterCf } from '../../src/render/postfix.ts';
 import { renderDovecotConf } from '../../src/render/dovecot.ts';
 import { statePaths } from '../../src/render/paths.ts';
+
+/** master.cf's entry for a service: its line and its -o options. */
+function masterEntry(text: string, name: string): string | undefined {
+  const start = text.split('\n').findIndex((l) => l.startsWith(`${name} `));
+  if (start < 0) return undefined;
+  const rest = text.split('\n').slice(start);
+  const end = rest.findIndex((l, i) => i > 0 && !l.startsWith(' '));
+  return rest.slice(0, end < 0 ? undefined : end).join('\n');
+}
 import type { RenderInput } from '../../src/render/types.ts';
 
 const PATHS = statePaths('/srv/rb');
@@ -29,7 +38,7 @@ test('with credentials the smarthost is verified: secure, its name matched, the 
   assert.equal(conf.get('smtp_tls_policy_maps'), 'texthash:/srv/rb/postfix/relay_tls_policy');
   assert.equal(conf.get('smtp_tls_CApath'), '/etc/ssl/certs', 'inside the chroot: the supervisor copies the CA links there');
   assert.equal(conf.has('smtp_tls_CAfile'), false, 'never the whole bundle as a CAfile');
-  assert.match(file(CREDENTIALS, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:587 secure match=smtp\.provider\.example$/m);
+  assert.match(file(CREDENTIALS, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:587 secure match=smtp\.provider\.example servername=smtp\.provider\.example$/m);
   assert.match(file(CREDENTIALS, 'relay_password')!.content, /^\[smtp\.provider\.example\]:587 u@provider\.example:pass with {2}inner spaces$/m);
 });
 
@@ -38,12 +47,12 @@ test('RELAY_TLS_NAME and RELAY_TLS_CA_FILE: an IP-literal smarthost checked agai
   const conf = main(env);
   assert.equal(conf.get('smtp_tls_CAfile'), env.RELAY_TLS_CA_FILE);
   assert.equal(conf.get('smtp_tls_CApath'), '/etc/ssl/certs');
-  assert.match(file(env, 'relay_tls_policy')!.content, /^\[127\.0\.0\.1\]:2525 secure match=smarthost\.test$/m);
+  assert.match(file(env, 'relay_tls_policy')!.content, /^\[127\.0\.0\.1\]:2525 secure match=smarthost\.test servername=smarthost\.test$/m);
 });
 
 test('RELAY_TLS=encrypt is the only weaker level with credentials; without credentials the default is may', () => {
   assert.equal(main({ ...CREDENTIALS, RELAY_TLS: 'encrypt' }).get('smtp_tls_security_level'), 'encrypt');
-  assert.match(file({ ...CREDENTIALS, RELAY_TLS: 'encrypt' }, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:587 encrypt$/m);
+  assert.match(file({ ...CREDENTIALS, RELAY_TLS: 'encrypt' }, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:587 encrypt servername=smtp\.provider\.example$/m);
   assert.equal(main({ ...CREDENTIALS, RELAY_TLS: 'encrypt' }).has('smtp_tls_CApath'), false);
   const plain = main({ RELAY_HOST: '[smtp.provider.example]:25' });
   assert.equal(plain.get('smtp_tls_security_level'), 'may');
@@ -72,8 +81,8 @@ test('relay routes: sender-dependent smarthost and credentials, a TLS row per ne
   assert.match(passwords.content, /^boss@example\.org boss:bosspass$/m);
   assert.match(passwords.content, /^\[smtp\.provider\.example\]:587 u@provider\.example:/m);
   const policy = file(env, 'relay_tls_policy')!.content;
-  assert.match(policy, /^\[smtp\.second\.example\]:587 secure match=smtp\.second\.example$/m, 'a route with credentials is verified');
-  assert.match(policy, /^\[smtp\.third\.example\]:2525 may$/m, 'a route without credentials: may');
+  assert.match(policy, /^\[smtp\.second\.example\]:587 secure match=smtp\.second\.example servername=smtp\.second\.example$/m, 'a route with credentials is verified');
+  assert.match(policy, /^\[smtp\.third\.example\]:2525 may servername=smtp\.third\.example$/m, 'a route without credentials: may');
   assert.equal(policy.match(/smtp\.second\.example\]:587/g)?.length, 1, 'one row per nexthop');
   assert.ok(!renderMainCf(input(env), PATHS).includes('bosspass'));
 });
@@ -120,4 +129,51 @@ test("Dovecot's auth policy: only with the endpoint, its API key in a file of it
   assert.match(policy.content, /^auth_policy_request_attributes = login=%\{requested_username\} remote=%\{rip\} protocol=%s$/m);
   assert.match(policy.content, /^auth_policy_check_after_auth = no$/m);
   assert.doesNotMatch(renderDovecotConf(input(), PATHS), /auth-policy/);
+});
+
+test('a smarthost on 465: the relay-smtps transport (wrappermode), verified by the same policy row, SNI from the row', () => {
+  const env = { ...CREDENTIALS, RELAY_HOST: '[smtp.provider.example]:465' };
+  const conf = main(env);
+  assert.equal(conf.get('relayhost'), '[smtp.provider.example]:465');
+  assert.equal(conf.get('default_transport'), 'relay-smtps', 'bounces and notices too');
+  assert.equal(conf.get('smtp_tls_security_level'), 'secure');
+  assert.equal(conf.has('smtp_tls_servername'), false, 'never hostname: Postfix would send an IP literal as SNI');
+  const master = renderMasterCf(input(env), PATHS);
+  const entry = masterEntry(master, 'relay-smtps');
+  assert.ok(entry, master);
+  assert.match(entry, /^relay-smtps {2}unix .* smtp$/m);
+  assert.match(entry, /-o smtp_tls_wrappermode=yes/);
+  assert.match(entry, /-o smtp_tls_security_level=encrypt/);
+  assert.match(file(env, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:465 secure match=smtp\.provider\.example servername=smtp\.provider\.example$/m);
+  assert.equal(masterEntry(renderMasterCf(input(CREDENTIALS), PATHS), 'relay-smtps'), undefined, 'no implicit-TLS transport when no smarthost needs one');
+  assert.equal(main(CREDENTIALS).has('default_transport'), false);
+});
+
+test('implicit TLS without credentials is at least encrypt; smtps: on another port; SNI only for names, never IP addresses', () => {
+  assert.equal(main({ RELAY_HOST: 'smtps:[smtp.provider.example]:2465' }).get('smtp_tls_security_level'), 'encrypt');
+  assert.match(file({ RELAY_HOST: 'smtps:[smtp.provider.example]:2465' }, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:2465 encrypt servername=smtp\.provider\.example$/m);
+  assert.match(file({ RELAY_HOST: '[smtp.provider.example]:25' }, 'relay_tls_policy')!.content, /^\[smtp\.provider\.example\]:25 may servername=smtp\.provider\.example$/m);
+  assert.match(file({ ...CREDENTIALS, RELAY_HOST: '[192.0.2.7]:465' }, 'relay_tls_policy')!.content, /^\[192\.0\.2\.7\]:465 secure match=192\.0\.2\.7$/m);
+  assert.match(file({ ...CREDENTIALS, RELAY_HOST: '[192.0.2.7]:465', RELAY_TLS_NAME: 'smtp.provider.example' }, 'relay_tls_policy')!.content, /^\[192\.0\.2\.7\]:465 secure match=smtp\.provider\.example servername=smtp\.provider\.example$/m);
+});
+
+test('routes in either TLS mode: each route as transport:nexthop, so a 465 route can sit beside a STARTTLS default', () => {
+  const env = { ...CREDENTIALS, RELAY_ROUTES: '@b.example=[smtp.second.example]:465 @example.org=[smtp.third.example]:587', RELAY_ROUTE_CREDENTIALS: '@b.example userB:pass B' };
+  const conf = main(env);
+  assert.equal(conf.has('default_transport'), false, 'RELAY_HOST stays on STARTTLS');
+  assert.equal(conf.get('sender_dependent_default_transport_maps'), 'texthash:/srv/rb/postfix/sender_transport');
+  const transports = file(env, 'sender_transport')!.content;
+  assert.match(transports, /^@b\.example relay-smtps:\[smtp\.second\.example\]:465$/m);
+  assert.match(transports, /^@example\.org smtp:\[smtp\.third\.example\]:587$/m);
+  assert.ok(masterEntry(renderMasterCf(input(env), PATHS), 'relay-smtps'));
+  const reverse = { ...CREDENTIALS, RELAY_HOST: '[smtp.provider.example]:465', RELAY_ROUTES: '@b.example=[smtp.second.example]:587' };
+  assert.equal(main(reverse).get('default_transport'), 'relay-smtps');
+  assert.match(file(reverse, 'sender_transport')!.content, /^@b\.example smtp:\[smtp\.second\.example\]:587$/m, 'a STARTTLS route under an implicit-TLS default');
+  assert.equal(main({ ...CREDENTIALS, RELAY_ROUTES: '@b.example=[smtp.second.example]:587' }).has('sender_dependent_default_transport_maps'), false);
+});
+
+test('main.cf lines: a setting two concerns need is written once; two different values are refused', async () => {
+  const { lines } = await import('../../src/render/postfix/format.ts');
+  assert.equal(lines([['virtual_alias_domains', 'mail.example.com'], false, ['a', 1], ['virtual_alias_domains', 'mail.example.com']]), 'virtual_alias_domains = mail.example.com\na = 1');
+  assert.throws(() => lines([['relayhost', '[a.example]:587'], ['relayhost', '[b.example]:587']]), /relayhost rendered twice/);
 });

@@ -1,7 +1,6 @@
 // Where outgoing mail goes: the smarthost, its credentials, and how its TLS certificate is checked.
 import { pemFile, secretFile, take, text } from '../fields.ts';
-import { passwordProblem, parseTlsName, usernameProblem } from '../outbound-values.ts';
-import { parseRelayHost } from '../values.ts';
+import { passwordProblem, parseSmarthost, parseTlsName, usernameProblem } from '../outbound-values.ts';
 import { eitherOr, type Issue, type Values } from './area.ts';
 
 /** verify: certificate chain and name checked (Postfix `secure`); encrypt: TLS, certificate unchecked; may: TLS when offered. */
@@ -9,8 +8,11 @@ export const RELAY_TLS_LEVELS = ['verify', 'encrypt', 'may'] as const;
 export type RelayTlsLevel = (typeof RELAY_TLS_LEVELS)[number];
 
 export const variables = {
-  RELAY_HOST: text({ group: 'Upstream', description: "Smarthost for outgoing mail as `[host]:port` (no MX lookup) or `host:port`. Empty = deliver directly to the recipients' MX hosts." }).transform((raw, ctx) =>
-    raw.trim() === '' ? undefined : take(parseRelayHost(raw), ctx, raw),
+  RELAY_HOST: text({
+    group: 'Upstream',
+    description:
+      "Smarthost for outgoing mail as `[host]:port` (no MX lookup) or `host:port`. Port 465 is implicit TLS (TLS from the first byte, RFC 8314); prefix `smtps:` for implicit TLS on another port (`smtps:[smtp.example.com]:2465`); any other port uses STARTTLS. Both are verified the same way (RELAY_TLS) and get the smarthost's name as SNI. Empty = deliver directly to the recipients' MX hosts.",
+  }).transform((raw, ctx) => (raw.trim() === '' ? undefined : take(parseSmarthost(raw), ctx, raw))
   ),
   RELAY_USERNAME: text({ group: 'Upstream', description: 'SASL user name at the smarthost (no ":" and no whitespace). With credentials set, the smarthost\'s TLS certificate is verified (RELAY_TLS).' }),
   RELAY_USERNAME_FILE: secretFile({ group: 'Upstream', description: 'File holding RELAY_USERNAME.' }),

@@ -7,6 +7,15 @@ import { asciiCheck } from './envelope.ts';
 import { privacyCleanupOptions, privacyListenerOptions, SUBMISSION_CLEANUP } from './privacy.ts';
 import { milterOptions } from './milters.ts';
 import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
+import { IMPLICIT_TLS_TRANSPORT, implicitTlsUsed } from './upstream.ts';
+import { INBOUND_CLEANUP, inboundCleanupServiceOptions, inboundListenerOptions, srsOn } from './srs.ts';
+
+/**
+ * The smtp client for a smarthost on 465 / smtps: TLS from the first byte. Its level and name check
+ * come from the TLS policy row as for STARTTLS; wrappermode refuses anything below encrypt. It logs
+ * as postfix/smtp like the STARTTLS client, so the delivery metrics count it as upstream.
+ */
+const implicitTlsOptions = ['smtp_tls_wrappermode=yes', 'smtp_tls_security_level=encrypt'];
 
 function listenerName(bindAddress: string | undefined, port: number): string {
   if (!bindAddress) return String(port);
@@ -66,6 +75,7 @@ function listenerOptions(listener: Listener, input: RenderInput, paths: StatePat
     ...(listener.tls === 'implicit' ? ['smtpd_tls_wrappermode=yes'] : []),
     ...(listener.role === 'submission' ? [...submissionOptions(input.config, paths), ...privacyListenerOptions(input)] : []),
     ...(listener.role === 'handoff' ? handoffListenerOptions(paths) : []),
+    ...(listener.role === 'inbound' ? inboundListenerOptions(input, paths) : []),
     ...(listener.role === 'submission' || listener.role === 'inbound' ? milterOptions(listener.role, input, paths) : []),
   ];
 }
@@ -82,6 +92,7 @@ export function renderMasterCf(input: RenderInput, paths: StatePaths = statePath
     service('pickup', 'unix', 'n', '-', 'y', '60', '1', 'pickup'),
     service('cleanup', 'unix', 'n', '-', 'y', '-', '0', 'cleanup'),
     ...(config.submitterPrivacy ? [service(SUBMISSION_CLEANUP, 'unix', 'n', '-', 'y', '-', '0', 'cleanup', privacyCleanupOptions(paths))] : []),
+    ...(srsOn(input) ? [service(INBOUND_CLEANUP, 'unix', 'n', '-', 'y', '-', '0', 'cleanup', inboundCleanupServiceOptions)] : []),
     service('qmgr', 'unix', 'n', '-', 'n', '300', '1', 'qmgr'),
     service('tlsmgr', 'unix', '-', '-', 'y', '1000?', '1', 'tlsmgr'),
     service('rewrite', 'unix', '-', '-', 'y', '-', '-', 'trivial-rewrite'),
@@ -94,6 +105,7 @@ export function renderMasterCf(input: RenderInput, paths: StatePaths = statePath
     service('proxywrite', 'unix', '-', '-', 'n', '-', '1', 'proxymap'),
     service('smtp', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
     service('relay', 'unix', '-', '-', 'y', '-', '-', 'smtp'),
+    ...(implicitTlsUsed(config) ? [service(IMPLICIT_TLS_TRANSPORT, 'unix', '-', '-', 'y', '-', '-', 'smtp', implicitTlsOptions)] : []),
     service('showq', 'unix', 'n', '-', 'y', '-', '-', 'showq'),
     service('error', 'unix', '-', '-', 'y', '-', '-', 'error'),
     service('retry', 'unix', '-', '-', 'y', '-', '-', 'error'),

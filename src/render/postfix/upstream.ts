@@ -1,5 +1,7 @@
 // Outgoing mail: the smarthost and the relay routes, TLS to each (a policy row per nexthop) and the
-// credentials each gets.
+// credentials each gets. A smarthost on 465 (or `smtps:`) gets the relay-smtps transport: TLS from
+// the first byte, verified exactly like STARTTLS; every verified name is also sent as SNI.
+import { isIP } from 'node:net';
 import type { StatePaths } from '../paths.ts';
 import type { RenderInput, RenderedFile } from '../types.ts';
 import { table, type Setting } from './format.ts';
@@ -14,21 +16,38 @@ const STRENGTH: Record<Level, number> = { may: 0, encrypt: 1, verify: 2 };
 /** Where smtp (chrooted in the queue directory) finds the CA links the supervisor copies there. */
 export const CHROOT_CA_PATH = '/etc/ssl/certs';
 
+/** The master.cf smtp client that wraps the connection in TLS from the first byte (master-cf.ts). */
+export const IMPLICIT_TLS_TRANSPORT = 'relay-smtps';
+
 /** `[host]:port` or `host:port`, as relayhost and the maps keyed by it write it. */
 export function nexthop(relay: { host: string; port: number; noMx: boolean }): string {
   return `${relay.noMx ? `[${relay.host}]` : relay.host}:${relay.port}`;
 }
 
-/** RELAY_TLS, or its default: verify where credentials are sent, may elsewhere. */
-function levelFor(config: Config, withCredentials: boolean): Level {
-  return config.relayTls.level ?? (withCredentials ? 'verify' : 'may');
+/**
+ * RELAY_TLS, or its default: verify where credentials are sent, may elsewhere. Implicit TLS has no
+ * plaintext to fall back to: at least encrypt (Postfix's wrappermode requires it).
+ */
+function levelFor(config: Config, withCredentials: boolean, implicitTls = false): Level {
+  const level = config.relayTls.level ?? (withCredentials ? 'verify' : 'may');
+  return implicitTls && level === 'may' ? 'encrypt' : level;
 }
 
 interface Hop {
   nexthop: string;
   level: Level;
-  /** The name the certificate must carry when verified. */
+  /** The name the certificate must carry when verified, and the SNI sent. */
   name: string;
+}
+
+/** Whether any smarthost (RELAY_HOST or a route) is reached with implicit TLS. */
+export function implicitTlsUsed(config: Config): boolean {
+  return Boolean(config.relay?.implicitTls) || config.relayRoutes.some((route) => route.implicitTls);
+}
+
+/** The transport (and nexthop) a smarthost is reached by: smtp with STARTTLS, or relay-smtps. */
+export function transportFor(relay: { host: string; port: number; noMx: boolean; implicitTls: boolean }): string {
+  return `${relay.implicitTls ? IMPLICIT_TLS_TRANSPORT : 'smtp'}:${nexthop(relay)}`;
 }
 
 /** Every smarthost (RELAY_HOST, then each route's), once per nexthop, with the strongest level any use asks for. */
@@ -38,13 +57,21 @@ export function relayHops(config: Config): Hop[] {
     const known = hops.get(hop.nexthop);
     if (!known || STRENGTH[hop.level] > STRENGTH[known.level]) hops.set(hop.nexthop, { ...hop, name: known?.name ?? hop.name });
   };
-  if (config.relay) add({ nexthop: nexthop(config.relay), level: levelFor(config, Boolean(config.relay.credentials)), name: config.relayTls.name ?? config.relay.host });
-  for (const route of config.relayRoutes) add({ nexthop: nexthop(route), level: levelFor(config, Boolean(route.credentials)), name: route.host });
+  const { relay } = config;
+  if (relay) add({ nexthop: nexthop(relay), level: levelFor(config, Boolean(relay.credentials), relay.implicitTls), name: config.relayTls.name ?? relay.host });
+  for (const route of config.relayRoutes) add({ nexthop: nexthop(route), level: levelFor(config, Boolean(route.credentials), route.implicitTls), name: route.host });
   return [...hops.values()];
 }
 
+/**
+ * A TLS policy row. The name sent as SNI is the one verified (RELAY_TLS_NAME for an IP-literal
+ * smarthost), so a front end that picks its certificate by SNI presents the right one. An IP address
+ * is never sent as SNI (RFC 6066), which is why smtp_tls_servername stays unset: Postfix 3.7's
+ * `hostname` sends an IP-literal smarthost's address as the name (seen in the tests).
+ */
 function policyRow(hop: Hop): [string, string] {
-  return [hop.nexthop, hop.level === 'verify' ? `secure match=${hop.name}` : POSTFIX_LEVEL[hop.level]];
+  const sni = isIP(hop.name) === 0 ? ` servername=${hop.name}` : '';
+  return [hop.nexthop, hop.level === 'verify' ? `secure match=${hop.name}${sni}` : `${POSTFIX_LEVEL[hop.level]}${sni}`];
 }
 
 export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Setting[] {
@@ -55,8 +82,10 @@ export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Se
   const verifying = hops.some((hop) => hop.level === 'verify');
   return [
     ['relayhost', relay ? nexthop(relay) : ''],
+    // Everything for RELAY_HOST (bounces and notices too) through the implicit-TLS client when it asks for one.
+    Boolean(relay?.implicitTls) && ['default_transport', IMPLICIT_TLS_TRANSPORT],
     // The policy map decides per smarthost; this default also covers a smarthost it would miss.
-    ['smtp_tls_security_level', relay ? POSTFIX_LEVEL[levelFor(config, Boolean(relay.credentials))] : 'may'],
+    ['smtp_tls_security_level', relay ? POSTFIX_LEVEL[levelFor(config, Boolean(relay.credentials), relay.implicitTls)] : 'may'],
     hops.length > 0 && ['smtp_tls_policy_maps', `texthash:${paths.relayTlsPolicy}`],
     // A hashed CA directory (looked up per certificate, inside the chroot), never the system bundle
     // as a CAfile: parsing the bundle costs each new smtp process ~25 ms of CPU (README, Performance).
@@ -66,6 +95,8 @@ export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Se
     ['smtp_tls_loglevel', 1],
     ['smtp_tls_session_cache_database', ''],
     config.relayRoutes.length > 0 && ['sender_dependent_relayhost_maps', `texthash:${paths.senderRelayMap}`],
+    // A route's transport as well as its nexthop, so a route can be on 465 while RELAY_HOST uses STARTTLS (or the reverse).
+    config.relayRoutes.length > 0 && implicitTlsUsed(config) && ['sender_dependent_default_transport_maps', `texthash:${paths.senderTransportMap}`],
     ...(anyCredentials
       ? ([
           ['smtp_sasl_auth_enable', 'yes'],
@@ -90,5 +121,8 @@ export function upstreamFiles({ config }: RenderInput, paths: StatePaths): Rende
     ...(passwords.length > 0 ? [{ path: paths.relayPasswordMap, content: table(passwords), mode: 0o600 }] : []),
     ...(hops.length > 0 ? [{ path: paths.relayTlsPolicy, content: table(hops.map(policyRow)), mode: 0o644 }] : []),
     ...(config.relayRoutes.length > 0 ? [{ path: paths.senderRelayMap, content: table(config.relayRoutes.map((route): [string, string] => [route.sender, nexthop(route)])), mode: 0o644 }] : []),
+    ...(config.relayRoutes.length > 0 && implicitTlsUsed(config)
+      ? [{ path: paths.senderTransportMap, content: table(config.relayRoutes.map((route): [string, string] => [route.sender, transportFor(route)])), mode: 0o644 }]
+      : []),
   ];
 }
