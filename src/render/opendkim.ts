@@ -7,6 +7,17 @@ const HEADER = '# Rendered by relaybox from the environment at every start; edit
 
 const keyName = (domain: string, selector: string) => `${selector}._domainkey.${domain}`;
 
+/**
+ * The header fields a reader sees. Each is signed once more than it occurs (an empty instance when
+ * absent), so a copy added after signing (a second Subject: or From: above the signed one, which most
+ * readers show) breaks the signature. OpenDKIM oversigns only fields it signs, so every one is in
+ * SIGNED_HEADERS too.
+ */
+export const OVERSIGNED_HEADERS = ['From', 'Sender', 'Reply-To', 'To', 'Cc', 'Subject', 'Date', 'Message-ID', 'In-Reply-To', 'References', 'MIME-Version', 'Content-Type', 'Content-Transfer-Encoding', 'List-Id', 'List-Unsubscribe', 'List-Unsubscribe-Post', 'List-Post', 'List-Help', 'List-Subscribe', 'List-Owner', 'List-Archive'];
+
+/** RFC 6376 §5.4.1's recommended fields (OpenDKIM's default), plus List-Unsubscribe-Post (RFC 8058). */
+export const SIGNED_HEADERS = [...OVERSIGNED_HEADERS, 'Content-ID', 'Content-Description', 'Resent-Date', 'Resent-From', 'Resent-Sender', 'Resent-To', 'Resent-Cc', 'Resent-Message-ID'];
+
 export function renderOpendkimConf({ config }: RenderInput, paths: StatePaths): string {
   const internal = config.trustedNetworks.map(({ address, prefix }) => `${address}/${prefix}`);
   return `${HEADER}Mode s
@@ -24,7 +35,8 @@ MultipleSignatures yes
 # Authenticated sessions are signed; unauthenticated ones only from these (TRUSTED_NETWORKS).
 ${internal.length > 0 ? `InternalHosts csl:${internal.join(',')}` : '# InternalHosts: none besides the default (Postfix attaches no signer to other unauthenticated clients)'}
 Canonicalization relaxed/relaxed
-OversignHeaders From
+SignHeaders ${SIGNED_HEADERS.join(',')}
+OversignHeaders ${OVERSIGNED_HEADERS.join(',')}
 SignatureAlgorithm rsa-sha256
 # The supervisor checks and owns the key files (STATE_DIR may live under a world-writable /tmp in tests).
 RequireSafeKeys no
