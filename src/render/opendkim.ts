@@ -1,7 +1,7 @@
 // Pure renderer: Config -> OpenDKIM's configuration, key table and signing table. OpenDKIM signs
 // only; Postfix attaches it to the submission ports and to TRUSTED_NETWORKS clients on port 25.
 import type { StatePaths } from './paths.ts';
-import type { RenderInput, RenderedFile } from './types.ts';
+import type { DkimKey, RenderInput, RenderedFile } from './types.ts';
 
 const HEADER = '# Rendered by relaybox from the environment at every start; edits here are overwritten.\n';
 
@@ -19,7 +19,8 @@ export const OVERSIGNED_HEADERS = ['From', 'Sender', 'Reply-To', 'To', 'Cc', 'Su
 export const SIGNED_HEADERS = [...OVERSIGNED_HEADERS, 'Content-ID', 'Content-Description', 'Resent-Date', 'Resent-From', 'Resent-Sender', 'Resent-To', 'Resent-Cc', 'Resent-Message-ID'];
 
 export function renderOpendkimConf({ config }: RenderInput, paths: StatePaths): string {
-  const internal = config.trustedNetworks.map(({ address, prefix }) => `${address}/${prefix}`);
+  // Postfix hands its own mail (bounces, notices: non_smtpd_milters) over as from 127.0.0.1.
+  const internal = config.trustedNetworks.length > 0 ? ['127.0.0.1', '::1', ...config.trustedNetworks.map(({ address, prefix }) => `${address}/${prefix}`)] : [];
   return `${HEADER}Mode s
 Socket local:${paths.opendkimSocket}
 UMask 007
@@ -32,8 +33,8 @@ KeyTable file:${paths.opendkimKeyTable}
 SigningTable refile:${paths.opendkimSigningTable}
 # Every selector of a domain signs (rotation: old and new side by side).
 MultipleSignatures yes
-# Authenticated sessions are signed; unauthenticated ones only from these (TRUSTED_NETWORKS).
-${internal.length > 0 ? `InternalHosts csl:${internal.join(',')}` : '# InternalHosts: none besides the default (Postfix attaches no signer to other unauthenticated clients)'}
+# Authenticated sessions are signed; unauthenticated ones only from these (Postfix's own mail, TRUSTED_NETWORKS).
+${internal.length > 0 ? `InternalHosts csl:${internal.join(',')}` : '# InternalHosts: the default, 127.0.0.1 (Postfix\'s own mail; Postfix attaches no signer to other unauthenticated clients)'}
 Canonicalization relaxed/relaxed
 SignHeaders ${SIGNED_HEADERS.join(',')}
 OversignHeaders ${OVERSIGNED_HEADERS.join(',')}
@@ -45,12 +46,23 @@ On-Default tempfail
 `;
 }
 
+/**
+ * Bounces and notices come from MAILER-DAEMON@MAIL_HOSTNAME: signed with the keys of the signing
+ * domain the host name is in (aligned for DMARC), or else of the first signing domain.
+ */
+function hostRows(hostname: string, keys: DkimKey[]): string[] {
+  const domains = [...new Set(keys.map((k) => k.domain))];
+  if (domains.includes(hostname)) return [];
+  const parent = domains.filter((d) => hostname.endsWith(`.${d}`)).sort((a, b) => b.length - a.length)[0] ?? domains[0];
+  return keys.filter((k) => k.domain === parent).map((k) => `*@${hostname} ${keyName(k.domain, k.selector)}\n`);
+}
+
 export function renderOpendkim(input: RenderInput, paths: StatePaths): RenderedFile[] {
   if (!input.config.dkim) return [];
   const keys = input.dkimKeys;
   return [
     { path: paths.opendkimConf, content: renderOpendkimConf(input, paths), mode: 0o644 },
     { path: paths.opendkimKeyTable, content: `${HEADER}${keys.map((k) => `${keyName(k.domain, k.selector)} ${k.domain}:${k.selector}:${k.path}\n`).join('')}`, mode: 0o644 },
-    { path: paths.opendkimSigningTable, content: `${HEADER}${keys.map((k) => `*@${k.domain} ${keyName(k.domain, k.selector)}\n`).join('')}`, mode: 0o644 },
+    { path: paths.opendkimSigningTable, content: `${HEADER}${keys.map((k) => `*@${k.domain} ${keyName(k.domain, k.selector)}\n`).join('')}${hostRows(input.config.hostname, keys).join('')}`, mode: 0o644 },
   ];
 }

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { dkimpyVerify, publishedRecords } from '../helpers/dkimpy.ts';
 import { SmtpClient } from '../helpers/smtp.ts';
+import { swaks } from '../helpers/swaks.ts';
 
 const OTHER = 'other.test';
 
@@ -50,6 +51,74 @@ describe('signatures cover what a reader sees', () => {
     for (const added of ['Subject: urgent: new bank details', 'To: <victim@remote.example>', 'Reply-To: <thief@evil.example>', 'Date: Wed, 2 Dec 2026 09:00:00 +0000', 'From: <ceo@evil.example>', 'List-Unsubscribe: <https://evil.example/u>']) {
       const [tampered] = dkimpyVerify(`${added}\r\n${signed}`, records);
       assert.equal(tampered?.ok, false, `still verifies with "${added}" added`);
+    }
+  });
+});
+
+const mail = (from: string, subject: string, extra = '') => `From: ${from}\r\nTo: <bob@remote.example>\r\n${extra}Subject: ${subject}\r\nMessage-ID: <${subject}-${Date.now()}@client.example>\r\n\r\nFrom relaybox's tests.\r\n`;
+
+describe('the header From: is bound to the login', () => {
+  let box: Instance;
+  let records: Map<string, string>;
+  const alice = `alice@${DOMAIN}`;
+  before(async () => {
+    box = await Instance.start({ SPAM_FILTER: 'off', MAIL_DOMAINS: `${DOMAIN}, ${OTHER}`, MAIL_ALIASES: `sales@${DOMAIN}:${alice}\n@${OTHER}:bob@${DOMAIN}` });
+    records = await publishedRecords(box.env);
+  });
+  after(async () => {
+    await box.destroy();
+  });
+
+  test('a From: of another local and signed domain is refused with 5.7.1 for MAIL FROM:<alice> and for MAIL FROM:<>, by either client; nothing is queued', async () => {
+    const own = await submit(box, alice, alice, mail('CEO <ceo@other.test>', 'forged-own-envelope'));
+    assert.equal(own.code, 550, own.text);
+    assert.match(own.text, /^5\.7\.1 .*ceo@other\.test/);
+    const nullEnvelope = await submit(box, alice, '', mail('ceo@other.test', 'forged-null-envelope'));
+    assert.equal(nullEnvelope.code, 550, nullEnvelope.text);
+    for (const [from, envelope, subject] of [['CEO <ceo@other.test>', alice, 'swaks-forged'], ['"Alice" <ceo@other.test>', '', 'swaks-forged-null']] as const) {
+      const result = await swaks({ port: box.ports.submission, user: alice, password: PASSWORD, from: envelope, to: 'bob@remote.example', data: mail(from, subject) });
+      assert.notEqual(result.code, 0, result.transcript);
+      assert.match(result.dataReply, /^550[ -]5\.7\.1 /, result.transcript);
+    }
+    const several = await submit(box, alice, alice, `From: <${alice}>\r\n${mail('<ceo@other.test>', 'two-from-headers')}`);
+    assert.equal(several.code, 550, several.text);
+    const mixed = await submit(box, alice, alice, mail(`<${alice}>, <bob@${DOMAIN}>`, 'one-foreign-address'));
+    assert.equal(mixed.code, 550, mixed.text);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.ok(!box.sink.messages().some((m) => /forged|two-from|one-foreign/.test(m)), 'a refused message reached the upstream');
+    assert.ok(box.logs().some((l) => l.event === 'header_from_refused' && l.user === alice));
+    const metrics = await waitFor('the refusals counted', 10_000, async () => {
+      const text = await (await fetch(box.url('/metrics'))).text();
+      const count = Number(/^relaybox_smtp_rejections_total\{reason="header_from"\} (\d+)/m.exec(text)?.[1] ?? 0);
+      return count >= 6 ? count : undefined;
+    }, 200);
+    assert.ok(metrics >= 6);
+  });
+
+  test('the own address (display name, +extension), an alias of the login, either envelope: accepted and signed for the domain', async () => {
+    const cases = [
+      [`"Alice Example" <${alice}>`, alice, 'own-display-name'],
+      [`=?utf-8?q?Al=C3=AFce?= <alice+news@${DOMAIN}>`, '', 'own-extension-null-envelope'],
+      [`Sales (the team) <sales@${DOMAIN}>`, alice, 'alias-of-login'],
+    ] as const;
+    for (const [from, envelope, subject] of cases) {
+      const reply = await submit(box, alice, envelope, mail(from, subject));
+      assert.equal(reply.code, 250, `${from}: ${reply.text}`);
+    }
+    const viaSwaks = await swaks({ port: box.ports.submission, user: alice, password: PASSWORD, from: alice, to: 'bob@remote.example', data: mail(`Alice <${alice}>`, 'swaks-own') });
+    assert.equal(viaSwaks.code, 0, viaSwaks.transcript);
+    for (const subject of [...cases.map((c) => c[2]), 'swaks-own']) {
+      const [signature] = dkimpyVerify(await upstreamCopy(box, subject), records);
+      assert.equal(signature?.ok, true, `${subject}: ${JSON.stringify(signature)}`);
+      assert.equal(signature?.domain, DOMAIN);
+    }
+  });
+
+  test('bob may not send as alice, nor as an address of the catch-all that leads to him', async () => {
+    const bob = `bob@${DOMAIN}`;
+    for (const from of [`<${alice}>`, `<anyone@${OTHER}>`]) {
+      const reply = await submit(box, bob, bob, mail(from, 'bob-forges'));
+      assert.equal(reply.code, 550, `${from}: ${reply.text}`);
     }
   });
 });
