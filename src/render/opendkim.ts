@@ -36,6 +36,8 @@ MultipleSignatures yes
 # Authenticated sessions are signed; unauthenticated ones only from these (Postfix's own mail, TRUSTED_NETWORKS).
 ${internal.length > 0 ? `InternalHosts csl:${internal.join(',')}` : '# InternalHosts: the default, 127.0.0.1 (Postfix\'s own mail; Postfix attaches no signer to other unauthenticated clients)'}
 Canonicalization relaxed/relaxed
+# The key is chosen by the header From: alone (which the supervisor's milter has bound to the login).
+SenderHeaders From
 SignHeaders ${SIGNED_HEADERS.join(',')}
 OversignHeaders ${OVERSIGNED_HEADERS.join(',')}
 SignatureAlgorithm rsa-sha256

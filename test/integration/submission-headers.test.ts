@@ -4,6 +4,7 @@
 // (dkimpy verifies). Two clients: relaybox's own SMTP session and Debian's swaks.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { dkimpyVerify, publishedRecords } from '../helpers/dkimpy.ts';
 import { SmtpClient } from '../helpers/smtp.ts';
@@ -14,7 +15,7 @@ const OTHER = 'other.test';
 /** The message as the upstream got it (smtp-sink puts its own envelope lines in front). */
 const messageOf = (stored: string) => stored.slice(stored.search(/^(Received|DKIM-Signature|From):/m));
 
-async function submit(box: Instance, login: string, envelope: string, data: string) {
+async function submit(box: Instance, login: string, envelope: string, data: string): Promise<{ code: number; text: string }> {
   const { client } = await SmtpClient.connect(box.ports.submission);
   try {
     await client.ehlo();
@@ -22,6 +23,12 @@ async function submit(box: Instance, login: string, envelope: string, data: stri
     const auth = await client.authPlain(login, PASSWORD);
     assert.equal(auth.code, 235, auth.text);
     return (await client.send(envelope, ['bob@remote.example'], data)).final;
+  } catch (error) {
+    // "STARTTLS refused: 454 4.3.0 Try again later" while a milter is unreachable
+    const text = (error as Error).message;
+    const code = Number(/\b([45]\d\d) /.exec(text)?.[1] ?? 0);
+    if (code === 0) throw error;
+    return { code, text };
   } finally {
     await client.quit();
   }
@@ -120,5 +127,20 @@ describe('the header From: is bound to the login', () => {
       const reply = await submit(box, bob, bob, mail(from, 'bob-forges'));
       assert.equal(reply.code, 550, `${from}: ${reply.text}`);
     }
+  });
+
+  test('the milter socket removed: submission gets 451/454 (never unchecked mail), /ready names the check, then it listens again', async () => {
+    rmSync(`${box.stateDir}/queue/private/relaybox-milter`);
+    const during = await submit(box, alice, alice, mail('CEO <ceo@other.test>', 'while-the-milter-is-gone'));
+    assert.ok([451, 454].includes(during.code), `${during.code} ${during.text}`);
+    const failing = await waitFor('/ready to fail', 20_000, async () => {
+      const ready = await box.get('/ready');
+      return ready.status === 503 ? ready.body : undefined;
+    }, 100);
+    assert.equal((failing.checks as Record<string, { ok: boolean }>)['header-from-milter']?.ok, false, JSON.stringify(failing.checks));
+    await box.waitReady(30_000);
+    assert.equal((await submit(box, alice, alice, mail('CEO <ceo@other.test>', 'after-the-milter-is-back'))).code, 550);
+    assert.equal((await submit(box, alice, alice, mail(`<${alice}>`, 'own-after-the-milter-is-back'))).code, 250);
+    assert.ok(!box.sink.messages().some((m) => /while-the-milter-is-gone|after-the-milter-is-back/.test(m) && !m.includes('own-after')));
   });
 });
