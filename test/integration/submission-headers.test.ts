@@ -4,7 +4,7 @@
 // (dkimpy verifies). Two clients: relaybox's own SMTP session and Debian's swaks.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { dkimpyVerify, publishedRecords } from '../helpers/dkimpy.ts';
 import { SmtpClient } from '../helpers/smtp.ts';
@@ -144,5 +144,25 @@ describe('the header From: is bound to the login', () => {
     assert.equal((await submit(box, alice, alice, mail('CEO <ceo@other.test>', 'after-the-milter-is-back'))).code, 550);
     assert.equal((await submit(box, alice, alice, mail(`<${alice}>`, 'own-after-the-milter-is-back'))).code, 250);
     assert.ok(!box.sink.messages().some((m) => /while-the-milter-is-gone|after-the-milter-is-back/.test(m) && !m.includes('own-after')));
+  });
+});
+
+describe('send-as rights follow a reload', () => {
+  test('an alias added to MAIL_ALIASES_FILE lets its user send as it (envelope and header From:) without a restart', async () => {
+    const aliasesFile = `/tmp/rb-aliases-${process.pid}-${Date.now()}`;
+    const alice = `alice@${DOMAIN}`;
+    const support = `support@${DOMAIN}`;
+    writeFileSync(aliasesFile, `# none yet\n`);
+    const box = await Instance.start({ SPAM_FILTER: 'off', MAIL_ALIASES_FILE: aliasesFile });
+    try {
+      assert.equal((await submit(box, alice, alice, mail(`Support <${support}>`, 'support-before'))).code, 550);
+      writeFileSync(aliasesFile, `${support}:${alice}\n`);
+      await waitFor('the alias to take effect', 20_000, async () => ((await submit(box, alice, alice, mail(`Support <${support}>`, `support-after-${Date.now()}`))).code === 250 ? true : undefined), 500);
+      assert.equal((await submit(box, alice, support, mail(`Support <${support}>`, 'support-envelope'))).code, 250);
+      assert.equal((await submit(box, `bob@${DOMAIN}`, `bob@${DOMAIN}`, mail(`<${support}>`, 'bob-as-support'))).code, 550);
+    } finally {
+      await box.destroy();
+      rmSync(aliasesFile, { force: true });
+    }
   });
 });
