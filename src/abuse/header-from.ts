@@ -54,12 +54,12 @@ const isSpecial = (token: Token | undefined, value: string) => token?.kind === '
 /** local-part@domain from tokens, lower-cased; undefined when they are not exactly one address. */
 function addrSpec(tokens: Token[]): string | undefined {
   const at = tokens.findIndex((t) => isSpecial(t, '@'));
-  if (at <= 0 || at !== tokens.length - 2) return undefined;
-  const local = tokens.slice(0, at);
-  const domain = tokens[at + 1]!;
-  if (local.some((t) => t.kind !== 'word') || domain.kind === 'special') return undefined;
+  // One atom or one quoted string, `@`, one domain: nothing a reader could see otherwise.
+  if (tokens.length !== 3 || !isSpecial(tokens[1], '@')) return undefined;
+  const [local, , domain] = tokens as [Token, Token, Token];
+  if (local.kind !== 'word' || domain.kind === 'special') return undefined;
   if (domain.kind === 'word' && (domain.quoted || !/^[^.]+(\.[^.]+)*$/.test(domain.value))) return undefined;
-  return `${local.map((t) => t.value).join('')}@${domain.value}`.toLowerCase();
+  return `${local.value}@${domain.value}`.toLowerCase();
 }
 
 /** One mailbox: `addr-spec`, or `[display name] <addr-spec>`. */
