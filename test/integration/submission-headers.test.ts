@@ -123,6 +123,26 @@ describe('the header From: is bound to the login', () => {
     }
   });
 
+  test('several messages in one session are each judged on their own (refused, accepted, refused)', async () => {
+    const { client } = await SmtpClient.connect(box.ports.submission);
+    try {
+      await client.ehlo();
+      await client.starttls();
+      assert.equal((await client.authPlain(alice, PASSWORD)).code, 235);
+      const first = await client.send(alice, ['bob@remote.example'], mail('<ceo@other.test>', 'session-forged-1'));
+      assert.equal(first.final.code, 550, first.final.text);
+      await client.cmd('RSET');
+      const second = await client.send(alice, ['bob@remote.example'], mail(`<${alice}>`, 'session-own'));
+      assert.equal(second.final.code, 250, second.final.text);
+      const third = await client.send('', ['bob@remote.example'], mail('<ceo@other.test>', 'session-forged-2'));
+      assert.equal(third.final.code, 550, third.final.text);
+    } finally {
+      await client.quit();
+    }
+    await upstreamCopy(box, 'session-own');
+    assert.ok(!box.sink.messages().some((m) => m.includes('session-forged')));
+  });
+
   test('bob may not send as alice, nor as an address of the catch-all that leads to him', async () => {
     const bob = `bob@${DOMAIN}`;
     for (const from of [`<${alice}>`, `<anyone@${OTHER}>`]) {
