@@ -20,8 +20,6 @@ export function statePaths(stateDir: string) {
     chrootCaPath: `${queue}/etc/ssl/certs`,
     /** The supervisor's Postfix policy service (per-user sending limits). */
     policySocket: `${queue}/private/relaybox-policy`,
-    /** The supervisor's header From: milter (abuse/header-from-milter.ts), before OpenDKIM on 587/465. */
-    headerFromMilterSocket: `${queue}/private/relaybox-milter`,
     /** Counters, bans and suspensions kept across restarts (abuse/store.ts). */
     abuseState: `${stateDir}/abuse-state.json`,
     bannedClients: `${postfix}/banned_clients`,
@@ -49,6 +47,8 @@ export function statePaths(stateDir: string) {
     authSocket: `${queue}/private/auth`,
     lmtpSocket: `${queue}/private/dovecot-lmtp`,
     quotaSocket: `${queue}/private/quota-status`,
+    /** The supervisor's header From: milter (abuse/header-from-milter.ts), before OpenDKIM on 587/465. */
+    headerFromMilterSocket: `${queue}/private/relaybox-milter`,
     tls,
     generatedCert: `${tls}/cert.pem`,
     generatedKey: `${tls}/key.pem`,
