@@ -4,6 +4,8 @@ import type { RenderInput, RenderedFile } from '../types.ts';
 import { HEADER, table, type Setting } from './format.ts';
 import { postmasterAddress, roleAddresses, sendAsTable } from './senders.ts';
 
+/** Where the postmaster's mail goes (it lives in senders.ts; imported from here too). */
+export { postmasterAddress } from './senders.ts';
 
 /** The role addresses lead to the postmaster (postfix/senders.ts). */
 function postmasterRows(input: RenderInput): Array<[string, string]> {
