@@ -8,6 +8,8 @@ say() { printf 'relaybox-test: %s\n' "$*"; }
 
 packages=(postfix dovecot-core msmtp dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server openssl ca-certificates tini debootstrap docker.io docker-compose)
 missing=()
+# Independent clients of the header and signature tests (swaks for SMTP, dkimpy for DKIM).
+packages+=(swaks python3-dkim)
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done

@@ -12,6 +12,8 @@ import type { DaemonLogLine } from '../daemons/log-line.ts';
 import { userIds } from '../host/accounts.ts';
 import type { StatePaths } from '../render/paths.ts';
 import { sendingLimitsOn } from '../render/postfix/master-cf.ts';
+import { sendAsTable } from '../render/postfix/senders.ts';
+import { probeMilter } from '../protocol/milter.ts';
 import type { AuthPolicyEndpoint } from '../render/types.ts';
 import type { ServiceCheck } from '../supervision/checks.ts';
 import { defaultGateways, GatewayWatch, neverBanned } from './addresses.ts';
@@ -21,6 +23,9 @@ import { PolicyService, probePolicyService, sendingPolicy } from './policy-servi
 import { SendLimits, type LimitName } from './send-limits.ts';
 import type { RedisStore } from './redis-store.ts';
 import { FileStore, type AbuseStore } from './store.ts';
+import { HeaderFromMilter } from './header-from-milter.ts';
+import { DoubleBounceWatch } from './double-bounces.ts';
+import type { SendAsTable } from './header-from.ts';
 
 /** How often a replica looks for bans the others made (a ban is in force everywhere within ~1-2 s). */
 const LEARN_BANS_MS = 1000;
@@ -30,6 +35,9 @@ export interface DefenceHooks {
   putBansInForce: (addresses: string[]) => Promise<void>;
   rateLimited: (limit: LimitName) => void;
 }
+
+/** Who may send as which address, as the envelope check (smtpd_sender_login_maps) has it. */
+const sendersOf = (config: Config, users: UserEntry[]): SendAsTable => new Map(sendAsTable({ config, users }));
 
 /** Puts queued messages on hold; postsuper reports each one it held. */
 async function holdQueued(paths: StatePaths, ids: string[]): Promise<number> {
@@ -44,9 +52,11 @@ export class AbuseDefences {
   private suspendedCount = 0;
   readonly bans: AuthBans;
   readonly gateways: GatewayWatch;
+  private readonly doubleBounces: DoubleBounceWatch;
   private readonly sending: SendLimits | undefined;
   private readonly policy: PolicyService | undefined;
   private readonly authPolicy: AuthPolicyServer | undefined;
+  private readonly headerFrom: HeaderFromMilter | undefined;
   private readonly paths: StatePaths;
   private readonly log: Logger;
   authPolicyEndpoint: AuthPolicyEndpoint | undefined;
@@ -64,12 +74,15 @@ export class AbuseDefences {
     this.store = this.shared ?? FileStore.open(paths.abuseState);
     const gateways = defaultGateways();
     this.gateways = new GatewayWatch(gateways, log);
+    this.doubleBounces = new DoubleBounceWatch(config.postmaster === undefined, log);
     this.bans = new AuthBans(config.auth.ban, hooks.putBansInForce, log, { store: this.store, exempt: neverBanned(config.banExempt), isGateway: (address) => this.gateways.isGateway(address) });
     if (config.auth.ban.threshold > 0) this.authPolicy = new AuthPolicyServer((address) => this.bans.isBanned(address), log);
     if (sendingLimitsOn(config)) {
       this.sending = new SendLimits(config.sending, users, this.store, { log, hold: (ids) => holdQueued(paths, ids), limited: hooks.rateLimited });
       this.policy = new PolicyService({ socketPath: paths.policySocket, owner: userIds('postfix'), decide: sendingPolicy((request) => this.sending!.decide(request)), log });
     }
+    // The submission ports (every role but mailbox) check the header From: against the login.
+    if (config.role !== 'mailbox') this.headerFrom = new HeaderFromMilter({ socketPath: paths.headerFromMilterSocket, owner: userIds('postfix'), table: sendersOf(config, users), log });
   }
 
   /** Before the daemons' files are rendered: bans from the last run, and Dovecot's auth policy endpoint. */
@@ -83,9 +96,9 @@ export class AbuseDefences {
     this.authPolicyEndpoint = await this.authPolicy?.start();
   }
 
-  /** Once the queue directory exists (its private/ holds the policy socket), before Postfix starts. */
+  /** Once the queue directory exists (its private/ holds the policy and milter sockets), before Postfix starts. */
   async startPolicyService(): Promise<void> {
-    await this.policy?.start();
+    await Promise.all([this.policy?.start(), this.headerFrom?.start()]);
   }
 
   /** They count for /ready; the policy service listens afresh when its check keeps failing. */
@@ -95,6 +108,8 @@ export class AbuseDefences {
       const policy = this.policy;
       checks.push({ name: 'sending-policy', run: () => probePolicyService(this.paths.policySocket), recover: () => policy.restart() });
     }
+    const headerFrom = this.headerFrom;
+    if (headerFrom) checks.push({ name: 'header-from-milter', run: () => probeMilter(this.paths.headerFromMilterSocket), recover: () => headerFrom.restart() });
     const endpoint = this.authPolicyEndpoint;
     if (endpoint) checks.push({ name: 'auth-policy', run: () => probeAuthPolicy(endpoint) });
     // Degraded, not unready: without the store, submission fails closed (451) but port 25, the
@@ -121,6 +136,7 @@ export class AbuseDefences {
   observe(line: DaemonLogLine): void {
     this.bans.observe(line);
     this.gateways.observe(line);
+    this.doubleBounces.observe(line);
   }
 
   /** For /metrics: the last count read when the store cannot be read now (a scrape never fails for it). */
@@ -133,8 +149,10 @@ export class AbuseDefences {
     return this.suspendedCount;
   }
 
-  /** A reload: new limits, and users whose password changed are no longer suspended. */
+  /** A reload: new limits, users whose password changed are no longer suspended, new send-as rights. */
   async reconfigure(config: Config, users: UserEntry[]): Promise<void> {
+    this.headerFrom?.configure(sendersOf(config, users));
+    this.doubleBounces.discarding = config.postmaster === undefined;
     await this.sending?.configure(config.sending, users);
   }
 
@@ -142,6 +160,7 @@ export class AbuseDefences {
     this.bans.stop();
     clearInterval(this.learning);
     await this.policy?.stop();
+    await this.headerFrom?.stop();
     await this.authPolicy?.stop();
     await this.store.flush();
     await this.shared?.close();

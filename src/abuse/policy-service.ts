@@ -3,10 +3,10 @@
 // `action=...` line and an empty line out, several requests per connection. Postfix's smtpd runs as
 // `postfix` and reaches the socket from its chroot as private/<name>. When this service does not
 // answer, Postfix uses smtpd_policy_service_default_action: a temporary error, never acceptance.
-import { chmodSync, chownSync, rmSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ProbeResult } from '../protocol/probes.ts';
+import { UnixSocketServer } from './unix-server.ts';
 
 export type PolicyRequest = Record<string, string>;
 
@@ -27,57 +27,30 @@ export function parsePolicyRequest(text: string): PolicyRequest {
 }
 
 export class PolicyService {
-  private server: Server | undefined;
-  private readonly connections = new Set<Socket>();
-  private readonly socketPath: string;
-  private readonly owner: { uid: number; gid: number } | undefined;
+  private readonly server: UnixSocketServer;
   private readonly decide: PolicyDecider;
   private readonly log: Logger;
 
   /** `owner`: who may connect (Postfix's mail_owner); the socket is 0600. */
   constructor(options: { socketPath: string; owner: { uid: number; gid: number } | undefined; decide: PolicyDecider; log: Logger }) {
-    this.socketPath = options.socketPath;
-    this.owner = options.owner;
     this.decide = options.decide;
     this.log = options.log;
+    this.server = new UnixSocketServer({ ...options, event: 'policy_service', label: 'policy service', serve: (socket) => this.serve(socket) });
   }
 
-  async start(): Promise<void> {
-    rmSync(this.socketPath, { force: true });
-    const server = createServer((socket) => this.serve(socket));
-    server.on('error', (error) => this.log.error({ event: 'policy_service_error', error: error.message }, `policy service: ${error.message}`));
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.socketPath, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    if (this.owner) chownSync(this.socketPath, this.owner.uid, this.owner.gid);
-    chmodSync(this.socketPath, 0o600);
-    this.server = server;
+  start(): Promise<void> {
+    return this.server.start();
   }
 
-  /** Listens afresh (the socket file was removed, say); open connections keep being served. */
-  async restart(): Promise<void> {
-    const old = this.server;
-    this.server = undefined;
-    old?.close();
-    await this.start();
-    this.log.warn({ event: 'policy_service_restarted' }, `policy service listening again on ${this.socketPath}`);
+  restart(): Promise<void> {
+    return this.server.restart();
   }
 
-  async stop(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    for (const socket of this.connections) socket.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 
   private serve(socket: Socket): void {
-    this.connections.add(socket);
-    socket.on('close', () => this.connections.delete(socket));
-    socket.on('error', () => socket.destroy());
     socket.setEncoding('utf8');
     let buffer = '';
     let answering: Promise<void> = Promise.resolve();

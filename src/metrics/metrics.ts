@@ -35,6 +35,7 @@ const REJECT_REASONS: Array<[RegExp, string]> = [
   [/Sending limit reached/, 'rate_limited'],
   [/Sending is suspended/, 'suspended'],
   [/Sending limits cannot be checked|policy service is unavailable|Server configuration problem/, 'policy_unavailable'],
+  [/Header From: refused/, 'header_from'],
 ];
 
 /** Why a delivery was deferred, from the text Postfix puts in `status=deferred (...)`. */
@@ -181,6 +182,11 @@ export class Metrics {
         const reason = REJECT_REASONS.find(([pattern]) => pattern.test(line.msg))?.[1] ?? 'other';
         this.rejections.inc({ reason });
       }
+      return;
+    }
+    // A milter's refusal at the end of DATA (the header From: check) is logged by cleanup.
+    if (program === 'postfix/cleanup' && /: milter-reject: /.test(line.msg)) {
+      this.rejections.inc({ reason: REJECT_REASONS.find(([pattern]) => pattern.test(line.msg))?.[1] ?? 'other' });
       return;
     }
     const status = /\bstatus=(sent|deferred|bounced)\b/.exec(line.msg)?.[1];

@@ -60,6 +60,8 @@ export function statePaths(stateDir: string) {
     authSocket: `${queue}/private/auth`,
     lmtpSocket: `${queue}/private/dovecot-lmtp`,
     quotaSocket: `${queue}/private/quota-status`,
+    /** The supervisor's header From: milter (abuse/header-from-milter.ts), before OpenDKIM on 587/465. */
+    headerFromMilterSocket: `${queue}/private/relaybox-milter`,
     tls,
     generatedCert: `${tls}/cert.pem`,
     generatedKey: `${tls}/key.pem`,

@@ -30,8 +30,8 @@ function serviceOptions(master: string, port: string): string[] {
 test('submission is signed by OpenDKIM; port 25 is checked by rspamd; a milter that does not answer means 451', () => {
   const files = renderAll(input());
   const master = file(files, '/master.cf')!;
-  assert.ok(serviceOptions(master, '587').includes('smtpd_milters=unix:/opendkim/opendkim.sock'));
-  assert.ok(serviceOptions(master, '465').includes('smtpd_milters=unix:/opendkim/opendkim.sock'));
+  assert.ok(serviceOptions(master, '587').includes('smtpd_milters=unix:/private/relaybox-milter,unix:/opendkim/opendkim.sock'));
+  assert.ok(serviceOptions(master, '465').includes('smtpd_milters=unix:/private/relaybox-milter,unix:/opendkim/opendkim.sock'));
   assert.ok(serviceOptions(master, '25').includes('smtpd_milters=unix:/rspamd/milter.sock'));
   assert.ok(!serviceOptions(master, '25').some((o) => o.includes('opendkim')), 'port 25 signs only for TRUSTED_NETWORKS');
   const main = file(files, '/main.cf')!;
@@ -43,7 +43,7 @@ test('TRUSTED_NETWORKS on port 25 are signed instead of scanned (smtpd_milter_ma
   const files = renderAll(input({ TRUSTED_NETWORKS: '192.0.2.0/24, 2001:db8::/48' }));
   assert.ok(serviceOptions(file(files, '/master.cf')!, '25').includes('smtpd_milter_maps=cidr:/srv/rb/postfix/milter_maps'));
   assert.equal(file(files, '/postfix/milter_maps')!.split('\n').filter((l) => !l.startsWith('#') && l).join('\n'), '192.0.2.0/24 unix:/opendkim/opendkim.sock\n2001:db8::/48 unix:/opendkim/opendkim.sock');
-  assert.match(file(files, '/opendkim.conf')!, /^InternalHosts csl:192\.0\.2\.0\/24,2001:db8::\/48$/m);
+  assert.match(file(files, '/opendkim.conf')!, /^InternalHosts csl:127\.0\.0\.1,::1,192\.0\.2\.0\/24,2001:db8::\/48$/m);
 });
 
 test('OpenDKIM: one key table row and one signing table row per domain and selector, every selector signs', () => {
@@ -55,7 +55,15 @@ test('OpenDKIM: one key table row and one signing table row per domain and selec
     'old._domainkey.example.org example.org:old:/srv/rb/dkim/example.org.old.key',
     'new._domainkey.example.org example.org:new:/srv/rb/dkim/example.org.new.key',
   ]);
-  assert.deepEqual(rows('/SigningTable'), ['*@example.com old._domainkey.example.com', '*@example.com new._domainkey.example.com', '*@example.org old._domainkey.example.org', '*@example.org new._domainkey.example.org']);
+  assert.deepEqual(rows('/SigningTable'), [
+    '*@example.com old._domainkey.example.com',
+    '*@example.com new._domainkey.example.com',
+    '*@example.org old._domainkey.example.org',
+    '*@example.org new._domainkey.example.org',
+    // bounces and notices (MAILER-DAEMON@MAIL_HOSTNAME): the keys of the domain the host is in
+    '*@mail.example.com old._domainkey.example.com',
+    '*@mail.example.com new._domainkey.example.com',
+  ]);
   const conf = file(files, '/opendkim.conf')!;
   assert.match(conf, /^MultipleSignatures yes$/m);
   assert.match(conf, /^Mode s$/m);

@@ -15,7 +15,7 @@ export const variables = {
     splitList(raw).map((entry) => take(parseSendLimit(entry), ctx, entry)),
   ),
   SEND_SUSPEND_THRESHOLD: integer({ group: 'Sending', default: '50', description: "Messages refused by a user's sending limits within an hour after which the account counts as compromised: its mail still queued is put on hold (`postsuper -h`), it may send nothing more (550 5.7.1), and a `user_suspended` event is logged. Lifted when the user's password hash changes. 0 = never suspend." }, 0, 1_000_000, 'refused messages per hour'),
-  POSTMASTER_ADDRESS: text({ group: 'Sending', description: 'Where mail to postmaster@ of every local domain (RFC 5321) and of MAIL_HOSTNAME goes, with the notices Postfix sends the postmaster: a local user or alias, or an outside address. Empty = the first user in MAIL_USERS (or the generated account).' }).transform((raw, ctx) =>
+  POSTMASTER_ADDRESS: text({ group: 'Sending', description: 'Where mail to postmaster@ and abuse@ of every local domain and postmaster@MAIL_HOSTNAME goes (a local user or alias, or an outside address); its users may send as those addresses. Set explicitly, it also gets the notices Postfix sends the postmaster (undeliverable bounces hold other users\' mail). Empty = the first user in MAIL_USERS (or the generated account), without those notices (discarded and logged).' }).transform((raw, ctx) =>
     raw.trim() === '' ? undefined : take(parseAddress(raw.trim()), ctx, raw),
   ),
   SUBMITTER_PRIVACY: z

@@ -2,41 +2,31 @@
 import type { StatePaths } from '../paths.ts';
 import type { RenderInput, RenderedFile } from '../types.ts';
 import { HEADER, table, type Setting } from './format.ts';
+import { postmasterAddress, roleAddresses, sendAsTable } from './senders.ts';
 
-/** Who may use which sender address: each user their own, plus the aliases that point to them. */
-function senderLogins({ users, config }: RenderInput): Array<[string, string]> {
-  const known = new Set(users.map((u) => u.address));
-  const aliasRows = config.aliases
-    .filter((a) => !a.alias.startsWith('@'))
-    .map((a): [string, string[]] => [a.alias, a.targets.filter((t) => known.has(t))])
-    .filter(([, logins]) => logins.length > 0)
-    .map(([alias, logins]): [string, string] => [alias, logins.join(',')]);
-  return [...users.map((u): [string, string] => [u.address, u.address]), ...aliasRows];
-}
+/** Where the postmaster's mail goes (it lives in senders.ts; imported from here too). */
+export { postmasterAddress } from './senders.ts';
 
-/** Where the postmaster's mail goes: POSTMASTER_ADDRESS, or the first user (the generated account on a first run). */
-export function postmasterAddress({ users, config }: RenderInput): string | undefined {
-  return config.postmaster ?? users[0]?.address;
+/** The role addresses lead to the postmaster (postfix/senders.ts). */
+function postmasterRows(input: RenderInput): Array<[string, string]> {
+  const target = postmasterAddress(input);
+  return target ? roleAddresses(input).map((address) => [address, target]) : [];
 }
 
 /**
- * postmaster@ every local domain (RFC 5321) and postmaster@MAIL_HOSTNAME (where a bare `postmaster`
- * and Postfix's own notices go) lead to the postmaster, unless that address is a user or alias itself.
+ * MAIL_HOSTNAME takes mail for its role address (postmaster@) without being a mailbox domain; its
+ * other addresses are unknown (550). Postfix's notices to the postmaster (resource and software
+ * problems, undeliverable bounces) hold other users' mail: they go to POSTMASTER_ADDRESS only when
+ * it is set; by default (the first user) undeliverable bounces are discarded, as Postfix logs.
  */
-function postmasterRows(input: RenderInput): Array<[string, string]> {
-  const target = postmasterAddress(input);
-  if (!target) return [];
-  const taken = new Set([...input.users.map((u) => u.address), ...input.config.aliases.map((a) => a.alias), target]);
-  return [...new Set([...input.config.domains, input.config.hostname])].map((domain) => `postmaster@${domain}`).filter((address) => !taken.has(address)).map((address) => [address, target]);
-}
-
-/** Postfix's notices to the postmaster (resource and software problems, undeliverable bounces). */
 export function postmasterSettings(input: RenderInput): Setting[] {
-  const target = postmasterAddress(input);
-  if (!target) return [];
+  const { config } = input;
+  const hostRole = !config.domains.includes(config.hostname) && roleAddresses(input).includes(`postmaster@${config.hostname}`);
+  const explicit = config.postmaster;
   return [
-    ['notify_classes', 'resource, software, 2bounce'],
-    ...['bounce', '2bounce', 'delay', 'error'].map((kind): Setting => [`${kind}_notice_recipient`, target]),
+    ...(hostRole ? ([['virtual_alias_domains', config.hostname]] as Setting[]) : []),
+    ['notify_classes', explicit ? 'resource, software, 2bounce' : ''],
+    ...(explicit ? ['bounce', '2bounce', 'delay', 'error'].map((kind): Setting => [`${kind}_notice_recipient`, explicit]) : []),
   ];
 }
 
@@ -59,7 +49,7 @@ export function banMapFile(paths: StatePaths, addresses: string[]): RenderedFile
 export function mapFiles(input: RenderInput, paths: StatePaths): RenderedFile[] {
   const local = new Set(input.config.domains);
   return [
-    { path: paths.senderLoginMap, content: table(senderLogins(input)), mode: 0o644 },
+    { path: paths.senderLoginMap, content: table(sendAsTable(input).map(([address, logins]) => [address, logins.join(',')])), mode: 0o644 },
     { path: paths.aliasMap, content: table(aliasRows(input)), mode: 0o644 },
     { path: paths.mailboxMap, content: table(input.users.filter((u) => local.has(u.address.split('@')[1] ?? '')).map((u) => [u.address, 'OK'])), mode: 0o644 },
     banMapFile(paths, input.bannedClients),

@@ -1,16 +1,23 @@
-// Milters: OpenDKIM signs what authenticated users and TRUSTED_NETWORKS send; rspamd checks what
+// Milters: the supervisor checks the header From: of what authenticated users send (refused when
+// it is not theirs); OpenDKIM signs what authenticated users and TRUSTED_NETWORKS send; rspamd checks what
 // everyone else sends to port 25. A milter that does not answer means 451, never unchecked mail.
 import { inChroot, type StatePaths } from '../paths.ts';
 import type { RenderInput, RenderedFile } from '../types.ts';
 import { HEADER, type Setting } from './format.ts';
 
 const signer = (paths: StatePaths) => `unix:${inChroot(paths, paths.opendkimSocket)}`;
+/** The header From: check (abuse/header-from-milter.ts): first, so a message it refuses is never signed. */
+const headerFrom = (paths: StatePaths) => `unix:${inChroot(paths, paths.headerFromMilterSocket)}`;
 const filter = (paths: StatePaths) => `unix:${inChroot(paths, paths.rspamdSocket)}`;
 
 export function milterSettings({ config }: RenderInput, paths: StatePaths): Setting[] {
   return [
     ['milter_default_action', 'tempfail'],
     ['milter_protocol', 6],
+    // What relaybox generates itself (bounces, delay notices, postmaster notices) is signed too.
+    ...(config.dkim ? ([['non_smtpd_milters', signer(paths)], ['internal_mail_filter_classes', 'bounce, notify']] as Setting[]) : []),
+    // Nothing else reaches the signer without SMTP: no local user may inject mail with sendmail.
+    ['authorized_submit_users', 'root'],
     // Each signature OpenDKIM adds is logged by Postfix (OpenDKIM itself logs to syslog only).
     ...(config.dkim ? ([['milter_header_checks', `regexp:${paths.milterHeaderChecks}`]] as Setting[]) : []),
   ];
@@ -18,7 +25,7 @@ export function milterSettings({ config }: RenderInput, paths: StatePaths): Sett
 
 /** master.cf options of an SMTP listener by role. */
 export function milterOptions(role: 'inbound' | 'submission', { config }: RenderInput, paths: StatePaths): string[] {
-  if (role === 'submission') return config.dkim ? [`smtpd_milters=${signer(paths)}`] : [];
+  if (role === 'submission') return [`smtpd_milters=${[headerFrom(paths), ...(config.dkim ? [signer(paths)] : [])].join(',')}`];
   return [
     `smtpd_milters=${config.filter ? filter(paths) : ''}`,
     // TRUSTED_NETWORKS relay like authenticated users: signed, never scanned.
