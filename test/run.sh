@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'relaybox-test: %s\n' "$*"; }
 
-packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server openssl ca-certificates tini debootstrap docker.io docker-compose)
+packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server unbound dns-root-data knot ldnsutils openssl ca-certificates tini debootstrap docker.io docker-compose)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   # On a machine with systemd the packages start their own system daemons; the tests run their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    for service in dovecot opendkim rspamd redis-server; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
+    for service in dovecot opendkim rspamd redis-server unbound knot; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
   fi
 fi
 

@@ -31,6 +31,10 @@ export interface UpstreamOptions {
   /** Recipients refused with 550 5.1.1 (to make bounces). */
   rejectRecipients?: RegExp;
   name?: string;
+  /** Where to listen (a free port on 127.0.0.1 when unset): an MX host listens on port 25 of its own address. */
+  listen?: { host: string; port: number };
+  /** Offers no STARTTLS (an attacker on the path stripped it). */
+  noStartTls?: boolean;
 }
 
 export class Upstream {
@@ -52,8 +56,11 @@ export class Upstream {
   }
 
   static async start(options: UpstreamOptions): Promise<Upstream> {
-    const upstream = new Upstream(await freePort(), options);
-    await new Promise<void>((resolve) => upstream.server.listen(upstream.port, '127.0.0.1', resolve));
+    const upstream = new Upstream(options.listen?.port ?? (await freePort()), options);
+    await new Promise<void>((resolve, reject) => {
+      upstream.server.once('error', reject);
+      upstream.server.listen(upstream.port, options.listen?.host ?? '127.0.0.1', resolve);
+    });
     return upstream;
   }
 
@@ -108,9 +115,10 @@ export class Upstream {
       switch (verb.toUpperCase()) {
         case 'EHLO':
         case 'HELO':
-          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
+          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : this.options.noStartTls ? '250-ENHANCEDSTATUSCODES' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
         case 'STARTTLS':
           if (tls) return send('503 5.5.1 TLS already active');
+          if (this.options.noStartTls) return send('502 5.5.2 Error: command not recognized');
           send('220 2.0.0 Ready to start TLS');
           plain.removeAllListeners('data');
           socket = new TLSSocket(plain, { isServer: true, secureContext: context });

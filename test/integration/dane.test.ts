@@ -1,0 +1,129 @@
+// DANE on direct delivery, against real daemons on loopback: Knot DNS serves a zone signed with a
+// test key, relaybox's unbound validates with that key as its anchor, and MX hosts listen on port 25
+// of their own 127.0.0.x addresses. TLSA matching: delivered over TLS. TLSA not matching, or STARTTLS
+// stripped while TLSA exists: deferred, never sent in clear, the reason logged and counted. A domain
+// without DNSSEC: delivered opportunistically.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { DnssecLab, tlsaFor } from '../helpers/dnssec-lab.ts';
+import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { counter, scrape } from '../helpers/metrics.ts';
+import { receivedWith, startMx } from '../helpers/mx-host.ts';
+import { SmtpClient, message } from '../helpers/smtp.ts';
+import { TestCa } from '../helpers/test-ca.ts';
+import type { Upstream } from '../helpers/upstream.ts';
+
+const ALICE = `alice@${DOMAIN}`;
+/** Its own resolver address, so that this file never meets another instance's resolver. */
+const RESOLVER_ADDRESS = `127.0.0.${150 + (process.pid % 40)}`;
+
+async function submit(box: Instance, to: string, subject: string): Promise<void> {
+  const { client } = await SmtpClient.connect(box.ports.submission);
+  await client.ehlo();
+  await client.starttls();
+  assert.equal((await client.authPlain(ALICE, PASSWORD)).code, 235);
+  const { final } = await client.send(ALICE, [to], message(ALICE, to, subject));
+  assert.equal(final.code, 250, final.text);
+  await client.quit();
+}
+
+/** The `status=deferred` line Postfix logged for a recipient. */
+const deferral = (box: Instance, to: string) => box.logs().find((l) => String(l.msg).includes(`to=<${to}>`) && String(l.msg).includes('status=deferred'));
+
+describe('DANE on direct delivery (signed zone on loopback, unbound validating)', () => {
+  let ca: TestCa;
+  let lab: DnssecLab;
+  let box: Instance;
+  const mx: Record<string, Upstream> = {};
+  before(async () => {
+    ca = new TestCa();
+    const good = ca.selfSigned('mx-good.dane.test');
+    const bad = ca.selfSigned('mx-bad.dane.test');
+    const strip = ca.selfSigned('mx-strip.dane.test');
+    const plain = ca.selfSigned('mx.plain.test');
+    const unrelated = ca.selfSigned('unrelated.test');
+    lab = await DnssecLab.start([
+      {
+        origin: 'dane.test',
+        signed: true,
+        records: [
+          'good MX 10 mx-good',
+          'mx-good A 127.0.0.201',
+          `_25._tcp.mx-good TLSA ${tlsaFor(good.cert)}`,
+          'bad MX 10 mx-bad',
+          'mx-bad A 127.0.0.202',
+          `_25._tcp.mx-bad TLSA ${tlsaFor(unrelated.cert)}`,
+          'strip MX 10 mx-strip',
+          'mx-strip A 127.0.0.203',
+          `_25._tcp.mx-strip TLSA ${tlsaFor(strip.cert)}`,
+        ],
+      },
+      { origin: 'plain.test', signed: false, records: ['@ MX 10 mx', 'mx A 127.0.0.204'] },
+    ]);
+    mx.good = await startMx({ address: '127.0.0.201', name: 'mx-good.dane.test', certificate: good });
+    mx.bad = await startMx({ address: '127.0.0.202', name: 'mx-bad.dane.test', certificate: bad });
+    mx.strip = await startMx({ address: '127.0.0.203', name: 'mx-strip.dane.test', certificate: strip, noStartTls: true });
+    mx.plain = await startMx({ address: '127.0.0.204', name: 'mx.plain.test', certificate: plain });
+    box = await Instance.start({
+      RELAY_HOST: '',
+      SPAM_FILTER: 'off',
+      MTA_STS: 'off',
+      DNS_SERVERS: lab.address,
+      DNSSEC_TRUST_ANCHOR_FILE: lab.trustAnchor,
+      RESOLVER_ADDRESS,
+    });
+  });
+  after(async () => {
+    await box?.destroy();
+    for (const server of Object.values(mx)) await server.stop();
+    await lab?.stop();
+    ca?.remove();
+  });
+
+  test('the resolver is a supervised daemon, Postfix asks it and requires DNSSEC for DANE', async () => {
+    const ready = await box.get('/ready');
+    assert.equal(ready.status, 200);
+    assert.match(ready.text, /"unbound"/);
+    const mainCf = readFileSync(`${box.stateDir}/postfix/main.cf`, 'utf8');
+    assert.match(mainCf, /^smtp_tls_security_level = dane$/m);
+    assert.match(mainCf, /^smtp_dns_support_level = dnssec$/m);
+    assert.equal(readFileSync(`${box.stateDir}/queue/etc/resolv.conf`, 'utf8').match(/^nameserver (.*)$/m)?.[1], RESOLVER_ADDRESS);
+  });
+
+  test('(a) TLSA matches the MX certificate: delivered over TLS, logged as DANE-verified', async () => {
+    await submit(box, 'user@good.dane.test', 'dane-good');
+    const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.good!, 'dane-good'), 100);
+    assert.equal(received.tls, true);
+    assert.ok(box.logs().some((l) => /Verified TLS connection established to mx-good\.dane\.test\[127\.0\.0\.201\]:25/.test(String(l.msg))), 'Postfix logs a verified (DANE) connection');
+  });
+
+  test('(b) TLSA does not match: deferred, never delivered, the reason logged and counted', async () => {
+    await submit(box, 'user@bad.dane.test', 'dane-bad');
+    const line = await waitFor('the deferral', 30_000, () => deferral(box, 'user@bad.dane.test'), 100);
+    assert.match(String(line.msg), /Server certificate not verified/);
+    assert.equal(receivedWith(mx.bad!, 'dane-bad'), undefined);
+    assert.ok(mx.bad!.commands.every((c) => !/^MAIL FROM/i.test(c.line)), 'no MAIL FROM reached the MX, with or without TLS');
+    const metrics = await waitFor('the deferral counted', 10_000, async () => {
+      const text = await scrape(box.url('/metrics'));
+      return counter(text, 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'tls_not_verified' }) >= 1 ? text : undefined;
+    });
+    assert.ok(metrics);
+  });
+
+  test('(c) the MX strips STARTTLS while TLSA exists: deferred, nothing sent in clear', async () => {
+    await submit(box, 'user@strip.dane.test', 'dane-strip');
+    const line = await waitFor('the deferral', 30_000, () => deferral(box, 'user@strip.dane.test'), 100);
+    assert.match(String(line.msg), /TLS is required, but was not offered/);
+    assert.ok(mx.strip!.commands.length > 0, 'Postfix did connect to the MX');
+    assert.ok(mx.strip!.commands.every((c) => !/^(MAIL FROM|RCPT|DATA)/i.test(c.line)), 'no envelope went to the MX in clear');
+    await waitFor('the deferral counted', 10_000, async () => counter(await scrape(box.url('/metrics')), 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'tls_not_offered' }) >= 1 || undefined);
+  });
+
+  test('(d) a domain without DNSSEC: delivered with opportunistic TLS (an unverified certificate is fine)', async () => {
+    await submit(box, 'user@plain.test', 'plain-opportunistic');
+    const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.plain!, 'plain-opportunistic'), 100);
+    assert.equal(received.tls, true);
+    assert.ok(box.logs().some((l) => /Untrusted TLS connection established to mx\.plain\.test\[127\.0\.0\.204\]:25/.test(String(l.msg))));
+  });
+});
