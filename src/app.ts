@@ -20,6 +20,7 @@ import { banMapFile } from './render/postfix.ts';
 import type { RenderInput } from './render/types.ts';
 import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
+import { startOutboundServices } from './outbound/index.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
@@ -68,6 +69,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
   let rendered = await prepareStateDir(config, log, bans.active, defences.authPolicyEndpoint);
   await defences.reconfigure(config, rendered.users);
   await defences.startPolicyService();
+  // Direct delivery's MTA-STS policy socketmap, listening before Postfix asks it.
+  const outbound = await startOutboundServices(config, paths, log);
 
   // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
   const daemons = new Supervisor({
@@ -116,6 +119,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
       if (config.role === 'relay' && started && code === EXIT_OK) await drain();
       await Promise.all([daemons.stop(), serving?.http.close()]);
       await defences.stop();
+      await outbound?.stop();
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
       return code;

@@ -1,11 +1,14 @@
-// DANE on direct delivery, against real daemons on loopback: Knot DNS serves a zone signed with a
-// test key, relaybox's unbound validates with that key as its anchor, and MX hosts listen on port 25
-// of their own 127.0.0.x addresses. TLSA matching: delivered over TLS. TLSA not matching, or STARTTLS
-// stripped while TLSA exists: deferred, never sent in clear, the reason logged and counted. A domain
-// without DNSSEC: delivered opportunistically.
+// DANE and MTA-STS on direct delivery, against real daemons on loopback: Knot DNS serves a zone
+// signed with a test key, relaybox's unbound validates with that key as its anchor, MX hosts listen
+// on port 25 of their own 127.0.0.x addresses, MTA-STS policies are served over HTTPS (port 443) with
+// a test CA. TLSA matching: delivered over TLS (DANE wins over the domain's MTA-STS policy). TLSA not
+// matching, or STARTTLS stripped while TLSA exists: deferred, never sent in clear, the reason logged
+// and counted. A domain without DNSSEC: delivered opportunistically. MTA-STS enforce with an MX
+// certificate for another name: deferred; testing: delivered and reported.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
 import { DnssecLab, tlsaFor } from '../helpers/dnssec-lab.ts';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { counter, scrape } from '../helpers/metrics.ts';
@@ -31,11 +34,31 @@ async function submit(box: Instance, to: string, subject: string): Promise<void>
 /** The `status=deferred` line Postfix logged for a recipient. */
 const deferral = (box: Instance, to: string) => box.logs().find((l) => String(l.msg).includes(`to=<${to}>`) && String(l.msg).includes('status=deferred'));
 
+const POLICIES: Record<string, string> = {
+  'mta-sts.good.dane.test': 'version: STSv1\nmode: enforce\nmx: mx-good.dane.test\nmax_age: 86400\n',
+  'mta-sts.enforce.plain.test': 'version: STSv1\nmode: enforce\nmx: mx-enforce.plain.test\nmax_age: 86400\n',
+  'mta-sts.enforce-ok.plain.test': 'version: STSv1\nmode: enforce\nmx: *.plain.test\nmax_age: 86400\n',
+  'mta-sts.testing.plain.test': 'version: STSv1\nmode: testing\nmx: mx-testing.plain.test\nmax_age: 86400\n',
+};
+
+/** The policy host for every domain above, on 127.0.0.205:443 with one certificate naming them all. */
+async function startPolicyHost(ca: TestCa): Promise<Server> {
+  const pair = ca.issue(...Object.keys(POLICIES));
+  const server = createServer({ cert: readFileSync(pair.cert), key: readFileSync(pair.key) }, (req, res) => {
+    const policy = POLICIES[(req.headers.host ?? '').replace(/:\d+$/, '')];
+    if (req.url !== '/.well-known/mta-sts.txt' || !policy) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(policy);
+  });
+  await new Promise<void>((resolve) => server.listen(443, '127.0.0.205', resolve));
+  return server;
+}
+
 describe('DANE on direct delivery (signed zone on loopback, unbound validating)', () => {
   let ca: TestCa;
   let lab: DnssecLab;
   let box: Instance;
   const mx: Record<string, Upstream> = {};
+  let policyHost: Server;
   before(async () => {
     ca = new TestCa();
     const good = ca.selfSigned('mx-good.dane.test');
@@ -57,10 +80,25 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
           'strip MX 10 mx-strip',
           'mx-strip A 127.0.0.203',
           `_25._tcp.mx-strip TLSA ${tlsaFor(strip.cert)}`,
+          // DANE and an MTA-STS policy its self-signed certificate would fail: DANE applies.
+          '_mta-sts.good TXT "v=STSv1; id=20261202"',
+          'mta-sts.good A 127.0.0.205',
         ],
       },
-      { origin: 'plain.test', signed: false, records: ['@ MX 10 mx', 'mx A 127.0.0.204'] },
+      {
+        origin: 'plain.test',
+        signed: false,
+        records: [
+          '@ MX 10 mx',
+          'mx A 127.0.0.204',
+          ...['enforce', 'enforce-ok', 'testing'].flatMap((name, i) => [`${name} MX 10 mx-${name}`, `mx-${name} A 127.0.0.${206 + i}`, `_mta-sts.${name} TXT "v=STSv1; id=1"`, `mta-sts.${name} A 127.0.0.205`]),
+        ],
+      },
     ]);
+    policyHost = await startPolicyHost(ca);
+    mx.enforce = await startMx({ address: '127.0.0.206', name: 'mx-enforce.plain.test', certificate: ca.issue('other.test') });
+    mx.enforceOk = await startMx({ address: '127.0.0.207', name: 'mx-enforce-ok.plain.test', certificate: ca.issue('mx-enforce-ok.plain.test') });
+    mx.testing = await startMx({ address: '127.0.0.208', name: 'mx-testing.plain.test', certificate: ca.issue('other.test') });
     mx.good = await startMx({ address: '127.0.0.201', name: 'mx-good.dane.test', certificate: good });
     mx.bad = await startMx({ address: '127.0.0.202', name: 'mx-bad.dane.test', certificate: bad });
     mx.strip = await startMx({ address: '127.0.0.203', name: 'mx-strip.dane.test', certificate: strip, noStartTls: true });
@@ -68,7 +106,8 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     box = await Instance.start({
       RELAY_HOST: '',
       SPAM_FILTER: 'off',
-      MTA_STS: 'off',
+      MTA_STS: 'on',
+      OUTBOUND_TLS_CA_FILE: ca.cert,
       DNS_SERVERS: lab.address,
       DNSSEC_TRUST_ANCHOR_FILE: lab.trustAnchor,
       RESOLVER_ADDRESS,
@@ -77,6 +116,7 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
   after(async () => {
     await box?.destroy();
     for (const server of Object.values(mx)) await server.stop();
+    await new Promise((resolve) => policyHost?.close(resolve));
     await lab?.stop();
     ca?.remove();
   });
@@ -91,10 +131,11 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     assert.equal(readFileSync(`${box.stateDir}/queue/etc/resolv.conf`, 'utf8').match(/^nameserver (.*)$/m)?.[1], RESOLVER_ADDRESS);
   });
 
-  test('(a) TLSA matches the MX certificate: delivered over TLS, logged as DANE-verified', async () => {
+  test('(a) TLSA matches the MX certificate: delivered over TLS, logged as DANE-verified, DANE ahead of MTA-STS', async () => {
     await submit(box, 'user@good.dane.test', 'dane-good');
     const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.good!, 'dane-good'), 100);
     assert.equal(received.tls, true);
+    assert.ok(box.logs().some((l) => l.event === 'mta_sts_dane_precedence' && l.domain === 'good.dane.test'), 'the MTA-STS policy was found and set aside for DANE');
     assert.ok(box.logs().some((l) => /Verified TLS connection established to mx-good\.dane\.test\[127\.0\.0\.201\]:25/.test(String(l.msg))), 'Postfix logs a verified (DANE) connection');
   });
 
@@ -125,5 +166,28 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.plain!, 'plain-opportunistic'), 100);
     assert.equal(received.tls, true);
     assert.ok(box.logs().some((l) => /Untrusted TLS connection established to mx\.plain\.test\[127\.0\.0\.204\]:25/.test(String(l.msg))));
+  });
+
+  test('(e) MTA-STS enforce, the MX certificate names another host: deferred, counted; a matching one delivered', async () => {
+    await submit(box, 'user@enforce.plain.test', 'sts-enforce');
+    const line = await waitFor('the deferral', 30_000, () => deferral(box, 'user@enforce.plain.test'), 100);
+    assert.match(String(line.msg), /Server certificate not verified/);
+    assert.equal(receivedWith(mx.enforce!, 'sts-enforce'), undefined);
+    assert.ok(mx.enforce!.commands.every((c) => !/^MAIL FROM/i.test(c.line)));
+    assert.ok(box.logs().some((l) => l.event === 'mta_sts_policy' && l.domain === 'enforce.plain.test' && l.mode === 'enforce'));
+    await waitFor('the deferral counted', 10_000, async () => counter(await scrape(box.url('/metrics')), 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'tls_not_verified' }) >= 2 || undefined);
+    await submit(box, 'user@enforce-ok.plain.test', 'sts-enforce-ok');
+    const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.enforceOk!, 'sts-enforce-ok'), 100);
+    assert.equal(received.tls, true);
+    assert.ok(box.logs().some((l) => /Verified TLS connection established to mx-enforce-ok\.plain\.test\[127\.0\.0\.207\]:25/.test(String(l.msg))));
+  });
+
+  test('(e) MTA-STS testing, the same wrong certificate: delivered, and the policy reported as not enforced', async () => {
+    await submit(box, 'user@testing.plain.test', 'sts-testing');
+    const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.testing!, 'sts-testing'), 100);
+    assert.equal(received.tls, true);
+    const report = box.logs().find((l) => l.event === 'mta_sts_testing' && l.domain === 'testing.plain.test');
+    assert.ok(report, 'the testing policy is reported');
+    assert.equal(report.level, 40);
   });
 });

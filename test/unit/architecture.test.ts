@@ -25,6 +25,7 @@ const STAGES: Record<string, number> = {
   selftest: 6,
   dns: 6,
   replicas: 6,
+  outbound: 6,
   http: 7,
   'app.ts': 8,
   'cli.ts': 9,

@@ -87,13 +87,14 @@ test('a smarthost changes nothing: no resolver, no DANE, the smarthost verified 
 });
 
 test('TLS_POLICY: one row per destination before the MTA-STS socketmap; bad entries named', () => {
-  const env = { TLS_POLICY: 'bank.example=verify, .partner.example=encrypt\nlegacy.example=may', MTA_STS: 'on' };
+  const env = { TLS_POLICY: 'bank.example=verify, .partner.example=encrypt\nlegacy.example=may' };
   const conf = main(env);
   assert.equal(conf.get('smtp_tls_policy_maps'), 'texthash:/srv/rb/postfix/direct_tls_policy, socketmap:unix:private/relaybox-mta-sts:postfix');
   assert.equal(conf.get('smtp_tls_CApath'), '/etc/ssl/certs');
   const rows = rendered(env, '/srv/rb/postfix/direct_tls_policy')!;
   assert.match(rows, /^bank\.example secure\n\.partner\.example encrypt\nlegacy\.example may\n$/m);
-  assert.equal(main({ TLS_POLICY: 'bank.example=verify' }).get('smtp_tls_policy_maps'), 'texthash:/srv/rb/postfix/direct_tls_policy');
+  assert.equal(main({ TLS_POLICY: 'bank.example=verify', MTA_STS: 'off' }).get('smtp_tls_policy_maps'), 'texthash:/srv/rb/postfix/direct_tls_policy');
+  assert.equal(main().get('smtp_tls_policy_maps'), 'socketmap:unix:private/relaybox-mta-sts:postfix', 'MTA-STS is on by default');
   assert.equal(main({ MTA_STS: 'off' }).has('smtp_tls_policy_maps'), false);
   for (const bad of ['example.com', 'example.com=strong', 'exa mple.com=may', 'a.example=may,a.example=none']) assert.ok(errors({ TLS_POLICY: bad }).some((e) => e.startsWith('TLS_POLICY=')), bad);
 });

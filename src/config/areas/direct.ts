@@ -78,12 +78,12 @@ export const variables = {
   }).transform((raw, ctx) => splitList(raw).map((entry) => take(parseTlsPolicyEntry(entry), ctx, entry))),
   MTA_STS: z
     .enum(['on', 'off'], { error: 'on or off' })
-    .default('off')
+    .default('on')
     .register(envDocs, {
       group: 'Direct delivery',
-      default: 'off',
+      default: 'on',
       description:
-        "`on`: recipient domains' MTA-STS policies (RFC 8461) are fetched over HTTPS, cached and applied on direct delivery: `enforce` means TLS with a certificate valid for an MX the policy names, else the mail stays queued; `testing` is logged (with the failure it would have caused) but not enforced. A destination with DANE (TLSA under DNSSEC) keeps DANE. `off`: not looked up.",
+        "`on`: recipient domains' MTA-STS policies (RFC 8461) are fetched over HTTPS (`mta-sts.<domain>`, no redirects, CA-verified), cached in memory for their max_age and applied on direct delivery: `enforce` means TLS with a certificate valid for an MX the policy names, else the mail stays queued; `testing` is logged (with the failure it would have caused) but not enforced. A destination with DANE (TLSA under DNSSEC) keeps DANE. `off`: not looked up.",
     }),
   OUTBOUND_TLS_CA_FILE: pemFile({ group: 'Direct delivery', description: "PEM CA(s) trusted in addition to the system's for MX certificates (TLS_POLICY verify, MTA-STS) and MTA-STS policy fetches. For a private PKI or tests." }, 'certificate'),
   TLS_RPT_ADDRESS: text({ group: 'Direct delivery', description: 'Where senders send TLS reports (RFC 8460) about the domains relaybox serves: `relaybox dns` prints the `_smtp._tls` record with it. Empty = postmaster@ the first domain.' }).transform((raw, ctx) =>
@@ -121,6 +121,7 @@ export function toConfig(env: Env) {
       policy: env.TLS_POLICY,
       mtaSts: env.MTA_STS === 'on' && direct,
       caFile: env.OUTBOUND_TLS_CA_FILE?.path,
+      caPem: env.OUTBOUND_TLS_CA_FILE?.pem,
     },
     inbound: { tlsRptAddress: env.TLS_RPT_ADDRESS, dane: env.DANE_INBOUND === 'on' },
   };
