@@ -42,7 +42,7 @@ export class MtaSts {
   constructor(options: MtaStsOptions) {
     this.options = options;
     if (options.servers.length > 0) this.dns.setServers(options.servers);
-    this.ca = [...rootCertificates, ...(options.ca ? [options.ca] : [])];
+    this.ca = trustedCas(options.ca);
   }
 
   /** The socketmap answer for one nexthop domain (Postfix also asks `.parent` forms and [host]:port: not found). */
@@ -83,7 +83,7 @@ export class MtaSts {
     if (id === undefined) return live?.policy; // RFC 8461 §5.1: a cached policy outlives its record
     if (live && live.id === id) return live.policy;
     try {
-      const policy = await this.fetch(domain);
+      const policy = await fetchStsPolicy(domain, { ca: this.ca, lookup: lookupWith(this.dns) });
       this.cache.set(domain, { id, policy, expiresAt: Date.now() + policy.maxAgeSeconds * 1000 });
       this.options.log.info({ event: 'mta_sts_policy', domain, mode: policy.mode, mx: policy.mx, maxAge: policy.maxAgeSeconds }, `MTA-STS policy of ${domain}: ${policy.mode} (mx ${policy.mx.join(', ')})`);
       return policy;
@@ -91,46 +91,6 @@ export class MtaSts {
       this.options.log.warn({ event: 'mta_sts_fetch_failed', domain, error: (error as Error).message }, `MTA-STS policy of ${domain} could not be fetched: ${(error as Error).message}`);
       return live?.policy;
     }
-  }
-
-  private readonly lookupHost: LookupFunction = (hostname, options, callback) => {
-    const family = typeof options === 'object' && options.family === 6 ? 6 : 4;
-    const resolve = family === 6 ? this.dns.resolve6(hostname) : this.dns.resolve4(hostname).catch(() => this.dns.resolve6(hostname));
-    resolve.then(
-      (addresses) => {
-        const found = addresses[0]!;
-        const foundFamily = found.includes(':') ? 6 : 4;
-        if (typeof options === 'object' && options.all) (callback as (e: null, a: Array<{ address: string; family: number }>) => void)(null, addresses.map((address) => ({ address, family: foundFamily })));
-        else callback(null, found, foundFamily);
-      },
-      (error: NodeJS.ErrnoException) => callback(error, '', 0),
-    );
-  };
-
-  /** GET https://mta-sts.<domain>/.well-known/mta-sts.txt: 200, text/plain, at most 64 KiB, no redirects. */
-  private fetch(domain: string): Promise<StsPolicy> {
-    return new Promise((resolve, reject) => {
-      const req = request({ host: `mta-sts.${domain}`, port: 443, path: '/.well-known/mta-sts.txt', method: 'GET', ca: this.ca, lookup: this.lookupHost, timeout: FETCH_TIMEOUT_MS, headers: { 'user-agent': 'relaybox' } }, (response) => {
-        if (response.statusCode !== 200) return void (response.resume(), reject(new Error(`HTTP ${response.statusCode} (redirects are not followed)`)));
-        if (!/^text\/plain\b/i.test(response.headers['content-type'] ?? '')) return void (response.resume(), reject(new Error(`content type ${response.headers['content-type'] ?? 'missing'}, not text/plain`)));
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_POLICY_BYTES) return void req.destroy(new Error('the policy is larger than 64 KiB'));
-          chunks.push(chunk);
-        });
-        response.on('end', () => {
-          const parsed = parseStsPolicy(Buffer.concat(chunks).toString('utf8'));
-          if (parsed.ok) resolve(parsed.policy);
-          else reject(new Error(`invalid policy: ${parsed.error}`));
-        });
-        response.on('error', reject);
-      });
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${FETCH_TIMEOUT_MS / 1000} s`)));
-      req.on('error', reject);
-      req.end();
-    });
   }
 
   /** Whether Postfix will use DANE for the domain: its MX set validated, and a validated TLSA record for one MX. */
@@ -149,4 +109,52 @@ export class MtaSts {
     }
     return false;
   }
+}
+
+/** The system's CAs plus OUTBOUND_TLS_CA_FILE's. */
+export function trustedCas(extra: string | undefined): string[] {
+  return [...rootCertificates, ...(extra ? [extra] : [])];
+}
+
+/** A host lookup for node:https through a given resolver (not getaddrinfo: DNS_SERVERS and the tests' zones). */
+export function lookupWith(dns: Resolver): LookupFunction {
+  return (hostname, options, callback) => {
+    const family = typeof options === 'object' && options.family === 6 ? 6 : 4;
+    const resolve = family === 6 ? dns.resolve6(hostname) : dns.resolve4(hostname).catch(() => dns.resolve6(hostname));
+    resolve.then(
+      (addresses) => {
+        const found = addresses[0]!;
+        const foundFamily = found.includes(':') ? 6 : 4;
+        if (typeof options === 'object' && options.all) (callback as (e: null, a: Array<{ address: string; family: number }>) => void)(null, addresses.map((address) => ({ address, family: foundFamily })));
+        else callback(null, found, foundFamily);
+      },
+      (error: NodeJS.ErrnoException) => callback(error, '', 0),
+    );
+  };
+}
+
+/** GET https://mta-sts.<domain>/.well-known/mta-sts.txt: 200, text/plain, at most 64 KiB, no redirects. */
+export function fetchStsPolicy(domain: string, options: { ca: string[]; lookup: LookupFunction }): Promise<StsPolicy> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: `mta-sts.${domain}`, port: 443, path: '/.well-known/mta-sts.txt', method: 'GET', ca: options.ca, lookup: options.lookup, timeout: FETCH_TIMEOUT_MS, headers: { 'user-agent': 'relaybox' } }, (response) => {
+      if (response.statusCode !== 200) return void (response.resume(), reject(new Error(`HTTP ${response.statusCode} (redirects are not followed)`)));
+      if (!/^text\/plain\b/i.test(response.headers['content-type'] ?? '')) return void (response.resume(), reject(new Error(`content type ${response.headers['content-type'] ?? 'missing'}, not text/plain`)));
+      const chunks: Buffer[] = [];
+      let size = 0;
+      response.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > MAX_POLICY_BYTES) return void req.destroy(new Error('the policy is larger than 64 KiB'));
+        chunks.push(chunk);
+      });
+      response.on('end', () => {
+        const parsed = parseStsPolicy(Buffer.concat(chunks).toString('utf8'));
+        if (parsed.ok) resolve(parsed.policy);
+        else reject(new Error(`invalid policy: ${parsed.error}`));
+      });
+      response.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${FETCH_TIMEOUT_MS / 1000} s`)));
+    req.on('error', reject);
+    req.end();
+  });
 }

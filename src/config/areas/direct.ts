@@ -86,6 +86,15 @@ export const variables = {
         "`on`: recipient domains' MTA-STS policies (RFC 8461) are fetched over HTTPS (`mta-sts.<domain>`, no redirects, CA-verified), cached in memory for their max_age and applied on direct delivery: `enforce` means TLS with a certificate valid for an MX the policy names, else the mail stays queued; `testing` is logged (with the failure it would have caused) but not enforced. A destination with DANE (TLSA under DNSSEC) keeps DANE. `off`: not looked up.",
     }),
   OUTBOUND_TLS_CA_FILE: pemFile({ group: 'Direct delivery', description: "PEM CA(s) trusted in addition to the system's for MX certificates (TLS_POLICY verify, MTA-STS) and MTA-STS policy fetches. For a private PKI or tests." }, 'certificate'),
+  MTA_STS_POLICY_MODE: z
+    .enum(['testing', 'enforce', 'none', 'off'], { error: 'testing, enforce, none or off' })
+    .default('testing')
+    .register(envDocs, {
+      group: 'Direct delivery',
+      default: 'testing',
+      description:
+        "The mode of the MTA-STS policy `relaybox dns` prints for the domains relaybox serves (served at https://mta-sts.<domain>/.well-known/mta-sts.txt, naming MAIL_HOSTNAME as the MX). Start with `testing` and read the TLS reports; `enforce` once they are clean; `none` to withdraw a policy; `off`: no MTA-STS record printed or checked (you serve no policy).",
+    }),
   TLS_RPT_ADDRESS: text({ group: 'Direct delivery', description: 'Where senders send TLS reports (RFC 8460) about the domains relaybox serves: `relaybox dns` prints the `_smtp._tls` record with it. Empty = postmaster@ the first domain.' }).transform((raw, ctx) =>
     raw.trim() === '' ? undefined : take(parseAddress(raw.trim()), ctx, raw),
   ),
@@ -123,7 +132,7 @@ export function toConfig(env: Env) {
       caFile: env.OUTBOUND_TLS_CA_FILE?.path,
       caPem: env.OUTBOUND_TLS_CA_FILE?.pem,
     },
-    inbound: { tlsRptAddress: env.TLS_RPT_ADDRESS, dane: env.DANE_INBOUND === 'on' },
+    inbound: { tlsRptAddress: env.TLS_RPT_ADDRESS, dane: env.DANE_INBOUND === 'on', stsMode: env.MTA_STS_POLICY_MODE },
   };
 }
 
