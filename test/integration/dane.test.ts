@@ -190,4 +190,17 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     assert.ok(report, 'the testing policy is reported');
     assert.equal(report.level, 40);
   });
+
+  test('the resolver killed with -9 is restarted like any daemon, and DANE delivery goes on', async () => {
+    const pid = Number(readFileSync(`${box.stateDir}/unbound/unbound.pid`, 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    await waitFor('unbound restarted', 20_000, async () => {
+      const ready = await box.get('/ready');
+      const unbound = (ready.body.daemons as Record<string, { state: string; restarts: number; pid?: number }>).unbound;
+      return (unbound?.state === 'running' && unbound.restarts >= 1 && unbound.pid !== pid && ready.status === 200) || undefined;
+    }, 200);
+    await submit(box, 'again@good.dane.test', 'dane-after-restart');
+    const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.good!, 'dane-after-restart'), 100);
+    assert.equal(received.tls, true);
+  });
 });
