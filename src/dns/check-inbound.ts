@@ -29,7 +29,7 @@ export async function checkSts(dns: Resolver, config: Config, record: DnsRecord)
   if (id === undefined) return { status: 'error', record, detail: 'no single v=STSv1 record with an id= (senders see no policy)' };
   let policy;
   try {
-    policy = await fetchStsPolicy(domain, { ca: trustedCas(config.outbound.caPem), lookup: lookupWith(dns) });
+    policy = await fetchStsPolicy(domain, { ca: trustedCas(config.outbound.caFile), lookup: lookupWith(dns) });
   } catch (error) {
     return { status: 'error', record, detail: `the record is published but ${stsPolicyUrl(domain)} cannot be fetched: ${(error as Error).message}` };
   }

@@ -1,6 +1,7 @@
 // MTA-STS for direct delivery: each recipient domain's policy, found through its `_mta-sts` TXT record,
 // fetched over HTTPS (verified; no redirects), kept in memory for its max_age, and turned into a
 // Postfix TLS policy. DANE wins where the domain has it: a TLSA-protected domain gets `dane`.
+import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { Resolver } from 'node:dns/promises';
 import { rootCertificates } from 'node:tls';
@@ -24,8 +25,8 @@ export interface MtaStsOptions {
   validating?: { address: string; port: number };
   /** Servers for node:dns (`ip` or `[ip]:port`); empty: the system's. */
   servers: string[];
-  /** Extra trusted CA(s), PEM, for the policy hosts (OUTBOUND_TLS_CA_FILE). */
-  ca?: string;
+  /** A file of extra trusted CA(s) for the policy hosts (OUTBOUND_TLS_CA_FILE). */
+  caFile?: string;
   log: Logger;
 }
 
@@ -42,7 +43,7 @@ export class MtaSts {
   constructor(options: MtaStsOptions) {
     this.options = options;
     if (options.servers.length > 0) this.dns.setServers(options.servers);
-    this.ca = trustedCas(options.ca);
+    this.ca = trustedCas(options.caFile);
   }
 
   /** The socketmap answer for one nexthop domain (Postfix also asks `.parent` forms and [host]:port: not found). */
@@ -111,9 +112,9 @@ export class MtaSts {
   }
 }
 
-/** The system's CAs plus OUTBOUND_TLS_CA_FILE's. */
-export function trustedCas(extra: string | undefined): string[] {
-  return [...rootCertificates, ...(extra ? [extra] : [])];
+/** The system's CAs plus those of OUTBOUND_TLS_CA_FILE (validated as PEM when the config was loaded). */
+export function trustedCas(extraFile: string | undefined): string[] {
+  return [...rootCertificates, ...(extraFile ? [readFileSync(extraFile, 'utf8')] : [])];
 }
 
 /** A host lookup for node:https through a given resolver (not getaddrinfo: DNS_SERVERS and the tests' zones). */

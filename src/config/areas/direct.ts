@@ -130,7 +130,6 @@ export function toConfig(env: Env) {
       policy: env.TLS_POLICY,
       mtaSts: env.MTA_STS === 'on' && direct,
       caFile: env.OUTBOUND_TLS_CA_FILE?.path,
-      caPem: env.OUTBOUND_TLS_CA_FILE?.pem,
     },
     inbound: { tlsRptAddress: env.TLS_RPT_ADDRESS, dane: env.DANE_INBOUND === 'on', stsMode: env.MTA_STS_POLICY_MODE },
   };
