@@ -11,6 +11,8 @@ export interface Zone {
   /** Zone-file lines relative to the origin, e.g. `mx A 127.0.0.201`. SOA and NS are added. */
   records: string[];
   signed: boolean;
+  /** After signing: each [from, to] replaced in the signed zone, so those answers fail validation (bogus). */
+  forge?: Array<[string, string]>;
 }
 
 /** `3 1 1 <sha256 of the public key>`: a DANE-EE TLSA record's data for a certificate file. */
@@ -63,6 +65,14 @@ export class DnssecLab {
     // Valid from an hour ago to a year ahead: clock skew cannot make the signatures bogus.
     const now = Math.floor(Date.now() / 1000);
     execFileSync('ldns-signzone', ['-i', String(now - 3600), '-e', String(now + 365 * 86400), '-f', `${file}.signed`, file, `${this.dir}/${key}`], { cwd: this.dir });
+    if (zone.forge) {
+      let signed = readFileSync(`${file}.signed`, 'utf8');
+      for (const [from, to] of zone.forge) {
+        if (!signed.includes(from)) throw new Error(`cannot forge ${from}: not in the signed zone`);
+        signed = signed.replace(from, to);
+      }
+      writeFileSync(`${file}.signed`, signed);
+    }
     return [readFileSync(`${this.dir}/${key}.key`, 'utf8').replace(/;.*$/gm, '').trim()];
   }
 

@@ -66,6 +66,9 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     const strip = ca.selfSigned('mx-strip.dane.test');
     const plain = ca.selfSigned('mx.plain.test');
     const unrelated = ca.selfSigned('unrelated.test');
+    const bogus = ca.selfSigned('mx-bogus.dane.test');
+    // ldns-signzone writes TLSA data as one hex string: the forged copy names the unrelated key.
+    const [forged, genuine] = [tlsaFor(unrelated.cert), tlsaFor(bogus.cert)].map((record) => record.split(' ')[3]!);
     lab = await DnssecLab.start([
       {
         origin: 'dane.test',
@@ -80,10 +83,15 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
           'strip MX 10 mx-strip',
           'mx-strip A 127.0.0.203',
           `_25._tcp.mx-strip TLSA ${tlsaFor(strip.cert)}`,
+          // Signed for the MX's own key, then altered on the wire: the resolver finds it bogus.
+          'bogus MX 10 mx-bogus',
+          'mx-bogus A 127.0.0.210',
+          `_25._tcp.mx-bogus TLSA ${tlsaFor(bogus.cert)}`,
           // DANE and an MTA-STS policy its self-signed certificate would fail: DANE applies.
           '_mta-sts.good TXT "v=STSv1; id=20261202"',
           'mta-sts.good A 127.0.0.205',
         ],
+        forge: [[genuine!, forged!]],
       },
       {
         origin: 'plain.test',
@@ -102,6 +110,7 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     mx.good = await startMx({ address: '127.0.0.201', name: 'mx-good.dane.test', certificate: good });
     mx.bad = await startMx({ address: '127.0.0.202', name: 'mx-bad.dane.test', certificate: bad });
     mx.strip = await startMx({ address: '127.0.0.203', name: 'mx-strip.dane.test', certificate: strip, noStartTls: true });
+    mx.bogus = await startMx({ address: '127.0.0.210', name: 'mx-bogus.dane.test', certificate: bogus, noStartTls: true });
     mx.plain = await startMx({ address: '127.0.0.204', name: 'mx.plain.test', certificate: plain });
     box = await Instance.start({
       RELAY_HOST: '',
@@ -159,6 +168,15 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     assert.ok(mx.strip!.commands.length > 0, 'Postfix did connect to the MX');
     assert.ok(mx.strip!.commands.every((c) => !/^(MAIL FROM|RCPT|DATA)/i.test(c.line)), 'no envelope went to the MX in clear');
     await waitFor('the deferral counted', 10_000, async () => counter(await scrape(box.url('/metrics')), 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'tls_not_offered' }) >= 1 || undefined);
+  });
+
+  test('(c) a forged TLSA answer (its signature fails): deferred, the MX never reached in clear', async () => {
+    await submit(box, 'user@bogus.dane.test', 'dane-bogus');
+    const line = await waitFor('the deferral', 30_000, () => deferral(box, 'user@bogus.dane.test'), 100);
+    assert.match(String(line.msg), /TLSA/);
+    assert.ok(mx.bogus!.commands.every((c) => !/^(MAIL FROM|RCPT|DATA)/i.test(c.line)), 'nothing went to the MX in clear');
+    assert.ok(box.logs().some((l) => l.service === 'unbound' && /validation failure <_25\._tcp\.mx-bogus\.dane\.test\. TLSA IN>/.test(String(l.msg))), 'unbound logs why');
+    await waitFor('the deferral counted', 10_000, async () => counter(await scrape(box.url('/metrics')), 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'dane_lookup_failed' }) >= 1 || undefined);
   });
 
   test('(d) a domain without DNSSEC: delivered with opportunistic TLS (an unverified certificate is fine)', async () => {
