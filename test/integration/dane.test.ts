@@ -99,6 +99,8 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
         records: [
           '@ MX 10 mx',
           'mx A 127.0.0.204',
+          'policy MX 10 mx.policy',
+          'mx.policy A 127.0.0.211',
           ...['enforce', 'enforce-ok', 'testing'].flatMap((name, i) => [`${name} MX 10 mx-${name}`, `mx-${name} A 127.0.0.${206 + i}`, `_mta-sts.${name} TXT "v=STSv1; id=1"`, `mta-sts.${name} A 127.0.0.205`]),
         ],
       },
@@ -110,6 +112,7 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     mx.good = await startMx({ address: '127.0.0.201', name: 'mx-good.dane.test', certificate: good });
     mx.bad = await startMx({ address: '127.0.0.202', name: 'mx-bad.dane.test', certificate: bad });
     mx.strip = await startMx({ address: '127.0.0.203', name: 'mx-strip.dane.test', certificate: strip, noStartTls: true });
+    mx.policy = await startMx({ address: '127.0.0.211', name: 'mx.policy.plain.test', certificate: ca.issue('mx.policy.plain.test') });
     mx.bogus = await startMx({ address: '127.0.0.210', name: 'mx-bogus.dane.test', certificate: bogus, noStartTls: true });
     mx.plain = await startMx({ address: '127.0.0.204', name: 'mx.plain.test', certificate: plain });
     box = await Instance.start({
@@ -117,6 +120,7 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
       SPAM_FILTER: 'off',
       MTA_STS: 'on',
       OUTBOUND_TLS_CA_FILE: ca.cert,
+      TLS_POLICY: 'policy.plain.test=verify',
       DNS_SERVERS: lab.address,
       DNSSEC_TRUST_ANCHOR_FILE: lab.trustAnchor,
       RESOLVER_ADDRESS,
@@ -207,6 +211,13 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     const report = box.logs().find((l) => l.event === 'mta_sts_testing' && l.domain === 'testing.plain.test');
     assert.ok(report, 'the testing policy is reported');
     assert.equal(report.level, 40);
+  });
+
+  test('TLS_POLICY verify for a domain without DNSSEC or MTA-STS: its MX certificate is verified (chain and name)', async () => {
+    await submit(box, 'user@policy.plain.test', 'tls-policy-verify');
+    const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.policy!, 'tls-policy-verify'), 100);
+    assert.equal(received.tls, true);
+    assert.ok(box.logs().some((l) => /Verified TLS connection established to mx\.policy\.plain\.test\[127\.0\.0\.211\]:25/.test(String(l.msg))), 'verified, not merely opportunistic');
   });
 
   test('the resolver killed with -9 is restarted like any daemon, and DANE delivery goes on', async () => {
