@@ -63,6 +63,7 @@ export function statePaths(stateDir: string) {
     unbound: `${stateDir}/unbound`,
     unboundConf: `${stateDir}/unbound/unbound.conf`,
     unboundPid: `${stateDir}/unbound/unbound.pid`,
+    unboundAnchor: `${stateDir}/unbound/trust-anchor.key`,
     /** The supervisor's MTA-STS policy socketmap (outbound TLS policy lookups by Postfix's smtp). */
     mtaStsSocket: `${queue}/private/relaybox-mta-sts`,
     dkimKeys: `${stateDir}/dkim`,

@@ -5,7 +5,14 @@ import type { RenderInput, RenderedFile } from './types.ts';
 
 const quote = (value: string) => `"${value.replaceAll('"', '')}"`;
 
-export function renderUnboundConf({ config }: RenderInput, paths: StatePaths): string {
+/** The root's key from dns-root-data (world-readable), or DNSSEC_TRUST_ANCHOR_FILE's records copied where unbound's user reads them. */
+function anchorFile({ config }: RenderInput, paths: StatePaths): string {
+  const anchor = config.resolver!.trustAnchor;
+  return anchor.records === undefined ? anchor.file : paths.unboundAnchor;
+}
+
+export function renderUnboundConf(input: RenderInput, paths: StatePaths): string {
+  const { config } = input;
   const resolver = config.resolver!;
   const forwarders = config.dnsServers.map(({ address, port }) => `  forward-addr: ${address}@${port}`);
   const loopbackForwarder = config.dnsServers.some(({ address }) => address.startsWith('127.') || address === '::1');
@@ -30,7 +37,7 @@ export function renderUnboundConf({ config }: RenderInput, paths: StatePaths): s
     '  so-reuseport: no',
     '  access-control: 127.0.0.0/8 allow',
     '  module-config: "validator iterator"',
-    `  trust-anchor-file: ${quote(resolver.trustAnchorFile)}`,
+    `  trust-anchor-file: ${quote(anchorFile(input, paths))}`,
     '  trust-anchor-signaling: no',
     '  root-key-sentinel: no',
     '  harden-dnssec-stripped: yes',
@@ -54,5 +61,9 @@ export function renderUnboundConf({ config }: RenderInput, paths: StatePaths): s
 
 export function renderUnbound(input: RenderInput, paths: StatePaths): RenderedFile[] {
   if (!input.config.resolver || input.config.role === 'mailbox') return [];
-  return [{ path: paths.unboundConf, content: renderUnboundConf(input, paths), mode: 0o644 }];
+  const anchor = input.config.resolver.trustAnchor;
+  return [
+    { path: paths.unboundConf, content: renderUnboundConf(input, paths), mode: 0o644 },
+    ...(anchor.records === undefined ? [] : [{ path: paths.unboundAnchor, content: anchor.records, mode: 0o644 }]),
+  ];
 }

@@ -3,7 +3,7 @@
 // test (DNSSEC_TRUST_ANCHOR_FILE); names outside the signed zones have no anchor, so they are insecure.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { freePort, waitFor } from './wait.ts';
 
 export interface Zone {
@@ -42,8 +42,6 @@ export class DnssecLab {
 
   static async start(zones: Zone[]): Promise<DnssecLab> {
     const lab = new DnssecLab(mkdtempSync('/tmp/rbdns-'));
-    // The resolver reads the anchor after dropping to its own user.
-    chmodSync(lab.dir, 0o755);
     const anchors: string[] = [];
     for (const zone of zones) anchors.push(...lab.writeZone(zone));
     writeFileSync(lab.trustAnchor, anchors.join('\n') + '\n', { mode: 0o644 });

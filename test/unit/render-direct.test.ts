@@ -49,7 +49,9 @@ test('DNS_SERVERS become the resolver\'s forwarders; DNSSEC_TRUST_ANCHOR_FILE an
   const unbound = rendered(env, '/srv/rb/unbound/unbound.conf')!;
   assert.match(unbound, /^forward-zone:\n  name: "\."\n  forward-addr: 127\.0\.0\.1@5353$/m);
   assert.match(unbound, /^  do-not-query-localhost: no$/m);
-  assert.match(unbound, new RegExp(`^  trust-anchor-file: "${anchor}"$`, 'm'));
+  assert.match(unbound, /^  trust-anchor-file: "\/srv\/rb\/unbound\/trust-anchor\.key"$/m, 'a copy unbound can read once it has dropped to its user');
+  assert.equal(rendered(env, '/srv/rb/unbound/trust-anchor.key'), 'lab.test. IN DNSKEY 257 3 13 AAAA\n');
+  assert.equal(renderAll(input(env)).find((f) => f.path === '/srv/rb/unbound/trust-anchor.key')?.mode, 0o644);
   assert.match(unbound, /^  interface: 127\.0\.0\.77@53$/m);
   assert.match(rendered(env, '/srv/rb/queue/etc/resolv.conf')!, /^nameserver 127\.0\.0\.77$/m);
   writeFileSync(anchor, 'nothing here\n');

@@ -64,7 +64,8 @@ export const variables = {
     if (path === '') return undefined;
     const content = readText(path, ctx);
     if (content !== undefined && !/\s(DNSKEY|DS)\s/.test(content)) ctx.addIssue({ code: 'custom', message: 'holds no DNSKEY or DS record; give a zone-format trust anchor file', input: raw });
-    return path;
+    // Kept as text: unbound reads its anchor after dropping to its own user, so it gets a copy it can read.
+    return { path, records: content ?? '' };
   }),
   OUTBOUND_TLS: choice(OUTBOUND_TLS_LEVELS, {
     description:
@@ -121,7 +122,8 @@ export function check(env: Env, issue: Issue): void {
 
 export function toConfig(env: Env) {
   const direct = !env.RELAY_HOST;
-  const resolver = env.RESOLVER === 'unbound' && direct ? { address: env.RESOLVER_ADDRESS, trustAnchorFile: env.DNSSEC_TRUST_ANCHOR_FILE ?? ROOT_TRUST_ANCHOR } : undefined;
+  const anchor = env.DNSSEC_TRUST_ANCHOR_FILE;
+  const resolver = env.RESOLVER === 'unbound' && direct ? { address: env.RESOLVER_ADDRESS, trustAnchor: anchor ? { file: anchor.path, records: anchor.records } : { file: ROOT_TRUST_ANCHOR } } : undefined;
   return {
     /** relaybox's own validating resolver, when it runs (direct delivery with RESOLVER=unbound). */
     resolver,
