@@ -13,6 +13,7 @@ import type { SocketmapAnswer } from './socketmap.ts';
 
 const MAX_POLICY_BYTES = 64 * 1024;
 const FETCH_TIMEOUT_MS = 10_000;
+const MAX_CACHED = 10_000;
 
 interface Cached {
   id: string;
@@ -35,6 +36,8 @@ const isDomain = (key: string) => /^[a-z0-9-]+(\.[a-z0-9-]+)+$/i.test(key);
 
 export class MtaSts {
   private readonly cache = new Map<string, Cached>();
+  /** Lookups under way: Postfix asks for a domain once per delivery, several at a time. */
+  private readonly pending = new Map<string, Promise<StsPolicy | undefined>>();
   private readonly dns = new Resolver({ timeout: 3000, tries: 2 });
   private readonly reported = new Set<string>();
   private readonly ca: string[];
@@ -50,7 +53,12 @@ export class MtaSts {
   async lookup(domain: string): Promise<SocketmapAnswer> {
     const key = domain.toLowerCase();
     if (!isDomain(key)) return { notFound: true };
-    const policy = await this.policyFor(key);
+    let finding = this.pending.get(key);
+    if (!finding) {
+      finding = this.policyFor(key).finally(() => this.pending.delete(key));
+      this.pending.set(key, finding);
+    }
+    const policy = await finding;
     if (!policy || policy.mode === 'none') return { notFound: true };
     if (await this.daneUsable(key)) {
       this.once(`dane ${key}`, () => this.options.log.info({ event: 'mta_sts_dane_precedence', domain: key }, `${key} has DANE (TLSA under DNSSEC): DANE applies, not its MTA-STS policy`));
@@ -71,6 +79,19 @@ export class MtaSts {
     report();
   }
 
+  /** Caches a policy; past MAX_CACHED domains, the expired ones go first, then the oldest. */
+  private remember(domain: string, entry: Cached): void {
+    this.cache.delete(domain);
+    this.cache.set(domain, entry);
+    if (this.cache.size <= MAX_CACHED) return;
+    const now = Date.now();
+    for (const [name, cached] of this.cache) if (cached.expiresAt <= now) this.cache.delete(name);
+    for (const name of this.cache.keys()) {
+      if (this.cache.size <= MAX_CACHED) break;
+      this.cache.delete(name);
+    }
+  }
+
   /** The policy in force for a domain: the cached one while its TXT id is unchanged, else fetched anew. */
   private async policyFor(domain: string): Promise<StsPolicy | undefined> {
     const cached = this.cache.get(domain);
@@ -85,7 +106,7 @@ export class MtaSts {
     if (live && live.id === id) return live.policy;
     try {
       const policy = await fetchStsPolicy(domain, { ca: this.ca, lookup: lookupWith(this.dns) });
-      this.cache.set(domain, { id, policy, expiresAt: Date.now() + policy.maxAgeSeconds * 1000 });
+      this.remember(domain, { id, policy, expiresAt: Date.now() + policy.maxAgeSeconds * 1000 });
       this.options.log.info({ event: 'mta_sts_policy', domain, mode: policy.mode, mx: policy.mx, maxAge: policy.maxAgeSeconds }, `MTA-STS policy of ${domain}: ${policy.mode} (mx ${policy.mx.join(', ')})`);
       return policy;
     } catch (error) {

@@ -62,6 +62,14 @@ describe('MTA-STS policies: fetched, cached, refreshed', () => {
     assert.equal(requests, 2);
   });
 
+  test('lookups at the same time for a new policy fetch it once', async () => {
+    dns.set(`_mta-sts.${DOMAIN}`, { TXT: ['v=STSv1; id=twoandahalf'] });
+    const before = requests;
+    const answers = await Promise.all([1, 2, 3, 4].map(() => sts.lookup(DOMAIN)));
+    assert.equal(requests - before, 1);
+    assert.ok(answers.every((answer) => 'found' in answer));
+  });
+
   test('a failed fetch or a vanished record keeps the cached policy in force, and says so', async () => {
     served = { ...served, status: 500 };
     dns.set(`_mta-sts.${DOMAIN}`, { TXT: ['v=STSv1; id=three'] });
