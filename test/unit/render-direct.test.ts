@@ -77,6 +77,19 @@ test('RESOLVER=system: no resolver of its own, opportunistic TLS unless OUTBOUND
   assert.ok(errors({ RESOLVER: 'bind' }).some((e) => e.startsWith('RESOLVER=') && e.includes('unbound or system')));
 });
 
+test('weaker direct delivery is warned about: OUTBOUND_TLS=may, and dane vouched for by an outside resolver', () => {
+  const warned = (env: Record<string, string>) => {
+    const result = loadConfig({ ...BASE, ...env });
+    assert.ok(result.ok);
+    return result.warnings.filter((w) => !w.startsWith('MAIL_USERS'));
+  };
+  assert.deepEqual(warned({}), []);
+  assert.ok(warned({ OUTBOUND_TLS: 'may' }).some((w) => w.startsWith('OUTBOUND_TLS=may:')));
+  assert.ok(warned({ RESOLVER: 'system' }).some((w) => w.startsWith('OUTBOUND_TLS=may:')), 'the default without a validating resolver');
+  assert.ok(warned({ RESOLVER: 'system', OUTBOUND_TLS: 'dane' }).some((w) => w.includes('AD bit')));
+  assert.deepEqual(warned({ RELAY_HOST: '[smtp.provider.example]:587', OUTBOUND_TLS: 'may' }), [], 'not about direct delivery with a smarthost');
+});
+
 test('a smarthost changes nothing: no resolver, no DANE, the smarthost verified as before', () => {
   const env = { RELAY_HOST: '[smtp.provider.example]:587', RELAY_USERNAME: 'u', RELAY_PASSWORD: 'p4ssword', OUTBOUND_TLS: 'dane' };
   const conf = main(env);

@@ -140,3 +140,12 @@ export function toConfig(env: Env) {
 /** Debian's dns-root-data: the root zone's key. */
 export const ROOT_TRUST_ANCHOR = '/usr/share/dns/root.key';
 
+
+/** Settings that work but weaken direct delivery: logged at every start and by check-config. */
+export function warnings(config: ReturnType<typeof toConfig> & { relay?: unknown; role: string }): string[] {
+  if (config.relay || config.role === 'mailbox') return [];
+  const found: string[] = [];
+  if (config.outbound.level === 'may') found.push('OUTBOUND_TLS=may: direct delivery to MX hosts uses TLS only when offered, so anyone on the path can strip STARTTLS; use dane (RESOLVER=unbound) or encrypt');
+  if (config.outbound.level === 'dane' && !config.resolver) found.push("OUTBOUND_TLS=dane with RESOLVER=system: DANE holds only if the system's or DNS_SERVERS' resolver validates DNSSEC and sets the AD bit");
+  return found;
+}
