@@ -11,7 +11,7 @@ export async function startOutboundServices(config: Config, paths: StatePaths, l
   if (!config.outbound.mtaSts) return undefined;
   const resolver = config.resolver;
   const servers = resolver ? [resolver.address] : config.dnsServers.map(({ address, port }) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`));
-  const mtaSts = new MtaSts({ ...(resolver ? { validating: { address: resolver.address, port: 53 } } : {}), servers, ...(config.outbound.caFile ? { caFile: config.outbound.caFile } : {}), log: log.child({ service: 'mta-sts' }) });
+  const mtaSts = new MtaSts({ ...(resolver ? { validating: { address: resolver.address, port: 53 } } : {}), servers, ...(config.outbound.caFile ? { caFile: config.outbound.caFile } : {}), log });
   const server = new SocketmapServer({ socketPath: paths.mtaStsSocket, owner: userIds('postfix'), lookup: (_name, key) => mtaSts.lookup(key), log });
   await server.start();
   return server;

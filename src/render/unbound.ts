@@ -50,8 +50,8 @@ export function renderUnboundConf(input: RenderInput, paths: StatePaths): string
     '  rrset-cache-size: 16m',
     '  key-cache-size: 4m',
     ...(loopbackForwarder ? ['  do-not-query-localhost: no'] : []),
-    // RFC 6761 names (test., example.) answered by the configured servers rather than refused locally.
-    ...(forwarders.length > 0 ? ['  local-zone: "test." nodefault', '  local-zone: "invalid." nodefault'] : []),
+    // `test.` (RFC 6761) is answered by the configured servers rather than refused locally.
+    ...(forwarders.length > 0 ? ['  local-zone: "test." nodefault'] : []),
     'remote-control:',
     '  control-enable: no',
     ...(forwarders.length > 0 ? ['forward-zone:', '  name: "."', ...forwarders] : []),
