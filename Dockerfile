@@ -47,7 +47,7 @@ RUN printf '%s\n' \
  && apt-get update \
  && apt-get install -y --no-install-recommends \
       postfix dovecot-core dovecot-imapd dovecot-lmtpd tini openssl ca-certificates \
-      libsasl2-modules opendkim rspamd \
+      libsasl2-modules opendkim rspamd unbound dns-root-data \
  && apt-get clean \
  && rm -rf /var/lib/apt/lists/* /var/cache/debconf/*-old /var/log/apt/* /var/log/dpkg.log \
  # Key pairs generated at package install time would be identical in every

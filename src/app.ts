@@ -23,6 +23,7 @@ import { drainRelay } from './replicas/drain.ts';
 import { strandedMessages } from './replicas/stranded.ts';
 import { SrsService } from './srs/service.ts';
 import { outsideTargets, srsOn } from './render/postfix/srs.ts';
+import { startOutboundServices } from './outbound/index.ts';
 import { Supervisor } from './supervision/supervisor.ts';
 
 /** After a crash loop, /health says 503 this long before the process exits (so a restart policy acts). */
@@ -82,6 +83,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
     const targets = outsideTargets(rendered);
     log.info({ event: 'srs_on', targets }, `forwarding to ${targets.join(', ')}: mail taken on port 25 leaves with an SRS envelope sender at ${config.hostname}`);
   }
+  // Direct delivery's MTA-STS policy socketmap, listening before Postfix asks it.
+  const outbound = await startOutboundServices(config, paths, log);
 
   // The daemons. Their log lines reach the defences at once, and the metrics once those are loaded.
   const daemons = new Supervisor({
@@ -131,6 +134,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
       await Promise.all([daemons.stop(), serving?.http.close()]);
       await defences.stop();
       await srs?.stop();
+      await outbound?.stop();
       clearTimeout(deadline);
       log.info({ event: 'stopped' }, 'all daemons stopped');
       return code;

@@ -21,8 +21,9 @@ const USAGE = `usage: relaybox <command>
   selftest                    test the running instance: EHLO, STARTTLS, a wrong password refused, an
                               unauthenticated relay refused, an authenticated transaction up to RCPT
                               (SELFTEST_USER/SELFTEST_PASSWORD); one line per step, exit 1 on a failure
-  dns [--check]               print the DNS records to publish for every domain (MX, SPF, DKIM, DMARC);
-                              --check looks them up and says what is missing or differs (exit 1 if wrong)
+  dns [--check]               print the DNS records to publish for every domain (MX, SPF, DKIM, DMARC,
+                              MTA-STS with its policy file, TLS-RPT, TLSA with DANE_INBOUND); --check looks
+                              them up (and fetches the MTA-STS policy) and says what is missing or differs
   dkim-keygen --domain D [--domain D2...] [--selector S] [--bits N] --out DIR
                               make DKIM keys DIR/<domain>.<selector>.key for DKIM_KEY_DIR (a secret), print the records
   env-reference               print the environment variable reference (markdown)`;

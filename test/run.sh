@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'relaybox-test: %s\n' "$*"; }
 
-packages=(postfix dovecot-core msmtp dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server openssl ca-certificates tini debootstrap docker.io docker-compose)
+packages=(postfix dovecot-core msmtp dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server unbound dns-root-data knot ldnsutils openssl ca-certificates tini debootstrap docker.io docker-compose)
 missing=()
 # Independent clients of the header and signature tests (swaks for SMTP, dkimpy for DKIM).
 packages+=(swaks python3-dkim)
@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   # On a machine with systemd the packages start their own system daemons; the tests run their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    for service in dovecot opendkim rspamd redis-server; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
+    for service in dovecot opendkim rspamd redis-server unbound knot; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
   fi
 fi
 

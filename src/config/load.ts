@@ -1,6 +1,7 @@
 // env -> validated Config, or one error line per problem naming the variable (secrets masked).
 import type { z } from 'zod';
 import { warnings as upstreamWarnings } from './areas/upstream.ts';
+import { warnings as directWarnings } from './areas/direct.ts';
 import { controlProblem } from './fields.ts';
 import { envDocs, envSchema, envVariables, type Config, type EnvDoc } from './schema.ts';
 
@@ -61,7 +62,7 @@ export function loadConfig(env: Env): LoadResult {
   const warnings = config.users
     .filter((user) => user.scheme === 'PLAIN')
     .map((user) => `MAIL_USERS: ${user.address} uses {PLAIN}; store a hash instead (relaybox hash-password)`);
-  warnings.push(...upstreamWarnings(config));
+  warnings.push(...upstreamWarnings(config), ...directWarnings(config));
   return { ok: true, config, warnings };
 }
 

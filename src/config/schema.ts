@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Issue } from './areas/area.ts';
 import * as access from './areas/access.ts';
 import * as dkim from './areas/dkim.ts';
+import * as direct from './areas/direct.ts';
 import * as filter from './areas/filter.ts';
 import * as host from './areas/host.ts';
 import * as identity from './areas/identity.ts';
@@ -24,6 +25,7 @@ export const envVariables = z.object({
   ...mailboxes.variables,
   ...upstream.variables,
   ...routes.variables,
+  ...direct.variables,
   ...access.variables,
   ...dkim.variables,
   ...filter.variables,
@@ -40,6 +42,7 @@ export const envSchema = envVariables
     mailboxes.check(env, issue);
     upstream.check(env, issue);
     routes.check(env, issue);
+    direct.check(env, issue);
     sending.check(env, issue);
     access.check(env, issue);
     dkim.check(env, issue);
@@ -54,6 +57,7 @@ export const envSchema = envVariables
       ...mailboxes.toConfig(env),
       ...upstream.toConfig(env),
       ...routes.toConfig(env),
+      ...direct.toConfig(env),
       ...access.toConfig(env),
       ...dkim.toConfig(env),
       ...filter.toConfig(env),

@@ -5,8 +5,9 @@ import { dovecot } from './dovecot.ts';
 import { opendkim } from './opendkim.ts';
 import { postfix } from './postfix.ts';
 import { rspamd } from './rspamd.ts';
+import { unbound } from './unbound.ts';
 
-const DAEMONS: DeclareDaemon[] = [dovecot, opendkim, rspamd, postfix];
+const DAEMONS: DeclareDaemon[] = [dovecot, opendkim, rspamd, unbound, postfix];
 
 export function declareDaemons(context: DaemonContext): DaemonDeclaration[] {
   return DAEMONS.flatMap((declare) => declare(context) ?? []);

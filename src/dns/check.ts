@@ -3,13 +3,10 @@
 // key that is not the one in use is an error; an SPF or DMARC policy of your own is only noted.
 import { Resolver } from 'node:dns/promises';
 import type { Config } from '../config/schema.ts';
-import type { DnsRecord } from './records.ts';
+import type { CheckLine, DnsRecord } from './types.ts';
+import { checkSts, checkTlsa } from './check-inbound.ts';
 
-export interface CheckLine {
-  status: 'ok' | 'missing' | 'differs' | 'error';
-  record: DnsRecord;
-  detail: string;
-}
+export type { CheckLine } from './types.ts';
 
 function resolver(config: Config): Resolver {
   const resolver = new Resolver({ timeout: 2000, tries: 2 });
@@ -30,7 +27,9 @@ async function txt(dns: Resolver, name: string): Promise<string[] | undefined> {
 
 const tag = (value: string, name: string) => new RegExp(`(?:^|;)\\s*${name}=([^;]*)`).exec(value)?.[1]?.replace(/\s+/g, '');
 
-async function checkOne(dns: Resolver, record: DnsRecord): Promise<CheckLine> {
+async function checkOne(dns: Resolver, record: DnsRecord, config: Config): Promise<CheckLine> {
+  if (record.kind === 'mta-sts') return checkSts(dns, config, record);
+  if (record.kind === 'tlsa') return checkTlsa(dns, record);
   if (record.kind === 'mx') {
     let exchanges: string[];
     try {
@@ -43,7 +42,7 @@ async function checkOne(dns: Resolver, record: DnsRecord): Promise<CheckLine> {
     return exchanges.includes(host) ? { status: 'ok', record, detail: `MX ${host}` } : { status: 'error', record, detail: `MX points to ${exchanges.join(', ')}, not to ${host}` };
   }
   const found = await txt(dns, record.name);
-  const prefix = { spf: 'v=spf1', dkim: 'v=DKIM1', dmarc: 'v=DMARC1' }[record.kind];
+  const prefix = ({ spf: 'v=spf1', dkim: 'v=DKIM1', dmarc: 'v=DMARC1', 'tls-rpt': 'v=TLSRPTv1' } as Record<string, string>)[record.kind] ?? '';
   const mine = (found ?? []).filter((value) => value.replace(/^"|"$/g, '').startsWith(prefix));
   if (mine.length === 0) return { status: 'missing', record, detail: `no ${prefix} record` };
   if (mine.length > 1) return { status: 'error', record, detail: `${mine.length} ${prefix} records; receivers ignore them all when there is more than one` };
@@ -58,6 +57,6 @@ async function checkOne(dns: Resolver, record: DnsRecord): Promise<CheckLine> {
 export async function checkRecords(config: Config, records: DnsRecord[]): Promise<CheckLine[]> {
   const dns = resolver(config);
   return Promise.all(
-    records.map((record) => checkOne(dns, record).catch((error: NodeJS.ErrnoException) => ({ status: 'error' as const, record, detail: `lookup failed: ${error.code ?? error.message}` }))),
+    records.map((record) => checkOne(dns, record, config).catch((error: NodeJS.ErrnoException) => ({ status: 'error' as const, record, detail: `lookup failed: ${error.code ?? error.message}` }))),
   );
 }

@@ -14,9 +14,10 @@ export async function dnsCommand(config: Config, check: boolean, log: Logger, ou
   const paths = statePaths(config.stateDir);
   // The keys a start would sign with; missing generated ones are made now, so they can be published first.
   const keys = existsSync(config.stateDir) || config.dkim ? await ensureDkimKeys(config, paths, log) : plannedDkimKeys(config, paths);
-  const records = recordsFor(config, keys.map((key) => ({ ...key, pem: readFileSync(key.path, 'utf8') })));
+  const records = recordsFor(config, keys.map((key) => ({ ...key, pem: readFileSync(key.path, 'utf8') })), servedCertificate(config, paths));
   if (!check) {
-    out(zoneText(records, config.relay !== undefined));
+    if (config.inbound.dane && !servedCertificate(config, paths)) out('; DANE_INBOUND: no certificate yet (TLS_CERT_FILE unset and relaybox not started once): no TLSA record to print\n');
+    out(zoneText(records, config.relay !== undefined, config));
     return 0;
   }
   const lines = await checkRecords(config, [...records.values()].flat());
@@ -25,6 +26,13 @@ export async function dnsCommand(config: Config, check: boolean, log: Logger, ou
     out(`${line.status.toUpperCase().padEnd(7)} ${line.record.name} ${line.record.type} (${line.record.kind}): ${shown}`);
   }
   return lines.some((line) => line.status === 'missing' || line.status === 'error') ? 1 : 0;
+}
+
+/** DANE_INBOUND: the certificate port 25 serves (TLS_CERT_FILE, or the one generated at the first start). */
+function servedCertificate(config: Config, paths: ReturnType<typeof statePaths>): string | undefined {
+  if (!config.inbound.dane) return undefined;
+  const file = config.tls?.certFile ?? paths.generatedCert;
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
 }
 
 /** Writes `<domain>.<selector>.key` for each domain into `dir` (never over an existing key) and prints its record. */

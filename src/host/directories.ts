@@ -38,6 +38,7 @@ export function prepareDirectories(paths: StatePaths, vmail: { uid: number; gid:
     // The milter socket: inside the queue (the chrooted smtpd reaches it), for group postfix only.
     ensureDir(paths.opendkimSocketDir, 0o750, { uid: account('opendkim', 'OpenDKIM').uid, gid: postfixGid });
   }
+  if (config.resolver && config.role !== 'mailbox') ensureDir(paths.unbound, 0o755, account('unbound', 'unbound'));
   if (config.filter) {
     const rspamd = account('_rspamd', 'rspamd');
     ensureDir(paths.rspamd, 0o755);

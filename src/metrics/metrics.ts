@@ -42,6 +42,8 @@ const REJECT_REASONS: Array<[RegExp, string]> = [
 const DEFERRAL_REASONS: Array<[RegExp, string]> = [
   [/Server certificate not verified/, 'tls_not_verified'],
   [/TLS is required, but was not offered/, 'tls_not_offered'],
+  // DANE: the TLSA records could not be had securely (bogus, or the resolver failed): never sent without.
+  [/TLSA lookup error/, 'dane_lookup_failed'],
   [/SASL authentication failed|cannot authenticate/, 'auth_failed'],
   [/Host or domain name not found|Name service error/, 'dns'],
   [/Connection refused|Connection timed out|No route to host|Network is unreachable|lost connection|timed out while/, 'connection_failed'],
@@ -58,7 +60,7 @@ export class Metrics {
   private readonly accepted = new Counter({ name: 'relaybox_messages_accepted_total', help: 'Messages accepted (250 after DATA) by port.', labelNames: ['port'], registers: [this.registry] });
   private readonly rejections = new Counter({ name: 'relaybox_smtp_rejections_total', help: 'Refused SMTP commands by reason class.', labelNames: ['reason'], registers: [this.registry] });
   private readonly deliveries = new Counter({ name: 'relaybox_deliveries_total', help: 'Delivery attempts by destination (upstream = relay/MX, local = mailboxes) and status.', labelNames: ['destination', 'status'], registers: [this.registry] });
-  private readonly deferrals = new Counter({ name: 'relaybox_deliveries_deferred_total', help: 'Deferred deliveries by destination and reason class (tls_not_verified, tls_not_offered, auth_failed, dns, connection_failed, upstream_refused, other).', labelNames: ['destination', 'reason'], registers: [this.registry] });
+  private readonly deferrals = new Counter({ name: 'relaybox_deliveries_deferred_total', help: 'Deferred deliveries by destination and reason class (tls_not_verified, tls_not_offered, dane_lookup_failed, auth_failed, dns, connection_failed, upstream_refused, other).', labelNames: ['destination', 'reason'], registers: [this.registry] });
   private readonly limited = new Counter({ name: 'relaybox_rate_limited_total', help: 'Messages refused by the per-user sending limits, by limit.', labelNames: ['limit'], registers: [this.registry] });
 
   private readonly milters = new MilterMetrics(this.registry);

@@ -18,6 +18,8 @@ export function statePaths(stateDir: string) {
     senderRelayMap: `${postfix}/sender_relay`,
     /** Routes as transport:nexthop (sender_dependent_default_transport_maps), when one is implicit TLS. */
     senderTransportMap: `${postfix}/sender_transport`,
+    /** TLS_POLICY rows for direct delivery. */
+    directTlsPolicy: `${postfix}/direct_tls_policy`,
     /** Debian's hashed CA links, copied into smtp's chroot (smtp_tls_CApath is read after chroot). */
     chrootCaPath: `${queue}/etc/ssl/certs`,
     /** The supervisor's Postfix policy service (per-user sending limits). */
@@ -73,6 +75,12 @@ export function statePaths(stateDir: string) {
     milterMaps: `${postfix}/milter_maps`,
     milterHeaderChecks: `${postfix}/milter_header_checks`,
     chrootResolvConf: `${queue}/etc/resolv.conf`,
+    unbound: `${stateDir}/unbound`,
+    unboundConf: `${stateDir}/unbound/unbound.conf`,
+    unboundPid: `${stateDir}/unbound/unbound.pid`,
+    unboundAnchor: `${stateDir}/unbound/trust-anchor.key`,
+    /** The supervisor's MTA-STS policy socketmap (outbound TLS policy lookups by Postfix's smtp). */
+    mtaStsSocket: `${queue}/private/relaybox-mta-sts`,
     dkimKeys: `${stateDir}/dkim`,
     opendkim: `${stateDir}/opendkim`,
     opendkimConf: `${stateDir}/opendkim/opendkim.conf`,

@@ -7,6 +7,7 @@ import { HEADER, lines } from './postfix/format.ts';
 import { mapFiles, postmasterSettings } from './postfix/maps.ts';
 import { policySettings, quotaCheck, renderMasterCf } from './postfix/master-cf.ts';
 import { upstreamFiles, upstreamSettings } from './postfix/upstream.ts';
+import { directFiles, directSettings } from './postfix/direct.ts';
 import { milterFiles, milterSettings } from './postfix/milters.ts';
 import { privacyFiles, privacySettings } from './postfix/privacy.ts';
 import { asciiCheck, envelopeFiles, envelopeSettings } from './postfix/envelope.ts';
@@ -104,6 +105,7 @@ export function renderMainCf(input: RenderInput, paths: StatePaths): string {
     ...milterSettings(input, paths),
     // A stopping relay replica hands everything to a peer instead (postfix/replicas.ts).
     ...(handoffSettings(input, paths) ?? upstreamSettings(input, paths)),
+    ...directSettings(input),
     ...drainSettings(input),
     ...postmasterSettings(input),
     ...policySettings(input),
@@ -133,6 +135,7 @@ export function renderPostfix(input: RenderInput, paths: StatePaths): RenderedFi
     ...envelopeFiles(input, paths),
     ...privacyFiles(input, paths),
     ...upstreamFiles(input, paths),
+    ...directFiles(input, paths),
     ...milterFiles(input, paths),
     ...replicaFiles(input, paths),
     ...srsFiles(input, paths),

@@ -39,6 +39,8 @@ export interface UpstreamOptions {
   name?: string;
   /** Where to listen (default 127.0.0.1 on a free port); e.g. 127.0.0.46:465 for the port that means implicit TLS. */
   listen?: { host: string; port: number };
+  /** Offers no STARTTLS (an attacker on the path stripped it). */
+  noStartTls?: boolean;
 }
 
 export class Upstream {
@@ -150,9 +152,10 @@ export class Upstream {
       switch (verb.toUpperCase()) {
         case 'EHLO':
         case 'HELO':
-          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
+          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : this.options.noStartTls ? '250-ENHANCEDSTATUSCODES' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
         case 'STARTTLS':
           if (tls || this.options.implicitTls) return send('503 5.5.1 TLS already active');
+          if (this.options.noStartTls) return send('502 5.5.2 Error: command not recognized');
           send('220 2.0.0 Ready to start TLS');
           plain.removeAllListeners('data');
           startTls();

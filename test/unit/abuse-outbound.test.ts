@@ -181,6 +181,7 @@ test("Dovecot's auth policy endpoint: banned addresses refused, a wrong key gets
 test('deferred deliveries are classed by reason', () => {
   assert.equal(deferralReason('Server certificate not verified'), 'tls_not_verified');
   assert.equal(deferralReason('TLS is required, but was not offered by host 192.0.2.1[192.0.2.1]'), 'tls_not_offered');
+  assert.equal(deferralReason('TLSA lookup error for mx.example.com:25'), 'dane_lookup_failed');
   assert.equal(deferralReason('SASL authentication failed; cannot authenticate to server x[192.0.2.1]: no mechanism available'), 'auth_failed');
   assert.equal(deferralReason('connect to 127.0.0.1[127.0.0.1]:2525: Connection refused'), 'connection_failed');
   assert.equal(deferralReason('host x[192.0.2.1] said: 451 4.3.0 try later (in reply to RCPT TO command)'), 'upstream_refused');

@@ -26,6 +26,7 @@ const STAGES: Record<string, number> = {
   dns: 6,
   replicas: 6,
   srs: 6,
+  outbound: 6,
   http: 7,
   'app.ts': 8,
   'cli.ts': 9,

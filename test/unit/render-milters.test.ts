@@ -88,8 +88,10 @@ test('rspamd: the two thresholds, DMARC policies enforced, nothing fetched from 
   assert.match(file(files, '/local.d/dmarc.conf')!, /reject = "reject";/);
   for (const module of ['rspamd_update', 'phishing', 'rbl', 'multimap', 'dkim_signing']) assert.match(file(files, `/local.d/${module}.conf`)!, /^enabled = false;$/m, module);
   assert.match(file(files, '/local.d/options.inc')!, /nameserver = \["127\.0\.0\.53:53", "\[2001:db8::53\]:5353"\];/);
-  assert.match(file(files, '/queue/etc/resolv.conf')!, /^nameserver 127\.0\.0\.53$/m, 'Postfix gets the port-53 servers');
-  assert.ok(!file(files, '/queue/etc/resolv.conf')!.includes('2001:db8::53'), 'Postfix cannot use another port');
+  assert.match(file(files, '/unbound/unbound.conf')!, /^  forward-addr: 127\.0\.0\.53@53\n  forward-addr: 2001:db8::53@5353$/m, 'the validating resolver forwards to them');
+  const system = renderAll(input({ DNS_SERVERS: '127.0.0.53, [2001:db8::53]:5353', RESOLVER: 'system' }));
+  assert.match(file(system, '/queue/etc/resolv.conf')!, /^nameserver 127\.0\.0\.53$/m, 'RESOLVER=system: Postfix gets the port-53 servers');
+  assert.ok(!file(system, '/queue/etc/resolv.conf')!.includes('2001:db8::53'), 'Postfix cannot use another port');
 });
 
 test('SPAM_REJECT_SCORE must be above SPAM_HEADER_SCORE', () => {

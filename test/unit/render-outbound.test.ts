@@ -58,8 +58,8 @@ test('RELAY_TLS=encrypt is the only weaker level with credentials; without crede
   assert.equal(plain.get('smtp_tls_security_level'), 'may');
   assert.equal(plain.has('smtp_sasl_auth_enable'), false);
   assert.equal(main({ RELAY_HOST: '[smtp.provider.example]:25', RELAY_TLS: 'verify' }).get('smtp_tls_security_level'), 'secure');
-  assert.equal(main().get('smtp_tls_security_level'), 'may', 'no smarthost: MX delivery, opportunistic TLS');
-  assert.equal(main().has('smtp_tls_policy_maps'), false);
+  assert.equal(main({ RESOLVER: 'system' }).get('smtp_tls_security_level'), 'may', 'no smarthost and no validating resolver: MX delivery, opportunistic TLS');
+  assert.equal(main({ RESOLVER: 'system', MTA_STS: 'off' }).has('smtp_tls_policy_maps'), false);
 });
 
 test('relay routes: sender-dependent smarthost and credentials, a TLS row per nexthop', () => {

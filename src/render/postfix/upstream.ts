@@ -5,6 +5,7 @@ import { isIP } from 'node:net';
 import type { StatePaths } from '../paths.ts';
 import type { RenderInput, RenderedFile } from '../types.ts';
 import { table, type Setting } from './format.ts';
+import { directLevel, directPolicyMaps, directVerifies } from './direct.ts';
 
 type Config = RenderInput['config'];
 type Level = 'verify' | 'encrypt' | 'may';
@@ -79,18 +80,21 @@ export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Se
   const hops = relayHops(config);
   const routeCredentials = config.relayRoutes.some((route) => route.credentials);
   const anyCredentials = Boolean(relay?.credentials) || routeCredentials;
-  const verifying = hops.some((hop) => hop.level === 'verify');
+  const verifying = hops.some((hop) => hop.level === 'verify') || directVerifies(config);
+  const policyMaps = [...(hops.length > 0 ? [`texthash:${paths.relayTlsPolicy}`] : []), ...directPolicyMaps(config, paths)];
+  const caFile = config.relayTls.caFile ?? config.outbound.caFile;
   return [
     ['relayhost', relay ? nexthop(relay) : ''],
     // Everything for RELAY_HOST (bounces and notices too) through the implicit-TLS client when it asks for one.
     Boolean(relay?.implicitTls) && ['default_transport', IMPLICIT_TLS_TRANSPORT],
     // The policy map decides per smarthost; this default also covers a smarthost it would miss.
-    ['smtp_tls_security_level', relay ? POSTFIX_LEVEL[levelFor(config, Boolean(relay.credentials), relay.implicitTls)] : 'may'],
-    hops.length > 0 && ['smtp_tls_policy_maps', `texthash:${paths.relayTlsPolicy}`],
+    // Without a smarthost: OUTBOUND_TLS (postfix/direct.ts).
+    ['smtp_tls_security_level', relay ? POSTFIX_LEVEL[levelFor(config, Boolean(relay.credentials), relay.implicitTls)] : directLevel(config)],
+    policyMaps.length > 0 && ['smtp_tls_policy_maps', policyMaps.join(', ')],
     // A hashed CA directory (looked up per certificate, inside the chroot), never the system bundle
     // as a CAfile: parsing the bundle costs each new smtp process ~25 ms of CPU (README, Performance).
     verifying && ['smtp_tls_CApath', CHROOT_CA_PATH],
-    Boolean(config.relayTls.caFile) && ['smtp_tls_CAfile', config.relayTls.caFile ?? ''],
+    Boolean(caFile) && ['smtp_tls_CAfile', caFile ?? ''],
     ['smtp_tls_mandatory_protocols', '>=TLSv1.2'],
     ['smtp_tls_loglevel', 1],
     ['smtp_tls_session_cache_database', ''],
