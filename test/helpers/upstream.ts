@@ -1,5 +1,6 @@
 // A real SMTP upstream on loopback for the outbound tests (node:net + node:tls): it advertises
-// STARTTLS and, after TLS, AUTH PLAIN LOGIN; it can require AUTH before MAIL; it records every
+// STARTTLS and, after TLS (or before too, with authInClear), AUTH PLAIN LOGIN; it can require AUTH
+// before MAIL; it records every
 // command with whether TLS was up, every credential it was given, and every message it accepted.
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -28,6 +29,11 @@ export interface UpstreamOptions {
   requireAuth?: boolean;
   /** Accepted credentials (any when unset). */
   credentials?: { username: string; password: string };
+  /**
+   * Advertise and accept AUTH before STARTTLS too, as a careless provider would: then only the
+   * relay's own policy keeps the password off the wire in clear.
+   */
+  authInClear?: boolean;
   /** Recipients refused with 550 5.1.1 (to make bounces). */
   rejectRecipients?: RegExp;
   name?: string;
@@ -108,7 +114,9 @@ export class Upstream {
       switch (verb.toUpperCase()) {
         case 'EHLO':
         case 'HELO':
-          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
+          return send(
+            [`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', ...(tls ? [] : ['250-STARTTLS']), ...(tls || this.options.authInClear ? ['250-AUTH PLAIN LOGIN'] : []), '250 8BITMIME'].join('\r\n'),
+          );
         case 'STARTTLS':
           if (tls) return send('503 5.5.1 TLS already active');
           send('220 2.0.0 Ready to start TLS');
@@ -121,7 +129,7 @@ export class Upstream {
           buffer = '';
           return;
         case 'AUTH': {
-          if (!tls) return send('538 5.7.11 Encryption required for requested authentication mechanism');
+          if (!tls && !this.options.authInClear) return send('538 5.7.11 Encryption required for requested authentication mechanism');
           const mechanism = (rest[0] ?? '').toUpperCase();
           if (mechanism === 'PLAIN' && rest[1]) {
             const [, username = '', password = ''] = Buffer.from(rest[1], 'base64').toString('utf8').split('\0');
