@@ -198,8 +198,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
   } finally {
     stop = true;
-    // Each step has its own timeout; a sender that still has not finished after this is stuck.
-    const done = await Promise.race([Promise.all(senders).then(() => true), sleep(120_000).then(() => false)]);
+    // Each step has its own timeout; a sender that still has not finished after this is stuck. The
+    // timer is cleared once they are done: left running it kept the test process alive for 120 s.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 120_000)));
+    const done = await Promise.race([Promise.all(senders).then(() => true), stuck]);
+    clearTimeout(timer);
     if (!done) throw new Error('a sender was still busy 120 s after the last kill');
   }
   result.durationMs = Date.now() - started;
