@@ -243,8 +243,15 @@ describe('a Dovecot outage', () => {
       await client.quit();
       assert.equal(final.code, 250, final.text);
       await waitFor('the delivery to be deferred', 15_000, () => (countDeferred(box) > 0 ? true : undefined), 100);
-      // Longer than the 4 s after which a failing check of its own gets a daemon restarted.
-      await new Promise((resolve) => setTimeout(resolve, 6000));
+      // The outage lasts until /ready has blamed Dovecot for 465 over a stretch longer than the 4 s after
+      // which a failing check of its own gets a daemon restarted (seen in /ready's answers, not slept).
+      const watch = new ReadyWatch(box.url('/ready'));
+      const blamedFor = () => {
+        const blaming = watch.answers.filter((a) => a.body?.checks?.[`submissions:${box.ports.submissions}`]?.cause?.startsWith('dovecot'));
+        return blaming.length > 1 ? blaming.at(-1)!.at - blaming[0]!.at : 0;
+      };
+      await waitFor('/ready blaming Dovecot for 465 over more than 4.5 s', 20_000, () => blamedFor() > 4500 || undefined, 100).finally(() => watch.stop());
+      assert.ok(!box.logs().some((l) => l.event === 'daemon_restart' && l.daemon === 'postfix'), 'Postfix was restarted during the Dovecot outage');
       writeFileSync(conf, good);
       await waitFor('Dovecot to run again', 20_000, async () => {
         const { body } = await box.get('/health');
