@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DOMAIN, hashOf, Instance, PASSWORD, Sink, waitFor } from '../helpers/instance.ts';
+import { counter, gauge } from '../helpers/metrics.ts';
 import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -30,12 +31,6 @@ async function metrics(box: Instance): Promise<string> {
   const text = await (await fetch(box.url('/metrics'))).text();
   box.bodies.push(text);
   return text;
-}
-
-function value(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 const outside = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@outside.example`);
@@ -64,8 +59,8 @@ describe('per-user sending limits', () => {
     const event = await waitFor('the rate_limited event', 10_000, () => box.logs().find((l) => l.event === 'rate_limited' && l.user === ALICE));
     assert.equal(event.limit, 'messages_per_hour');
     const text = await metrics(box);
-    assert.equal(value(text, 'relaybox_rate_limited_total', { limit: 'messages_per_hour' }), 1);
-    await waitFor('the rejection in the metrics', 10_000, async () => value(await metrics(box), 'relaybox_smtp_rejections_total', { reason: 'rate_limited' }) >= 1 || undefined);
+    assert.equal(gauge(text, 'relaybox_rate_limited_total', { limit: 'messages_per_hour' }), 1, 'counted (the series must exist)');
+    await waitFor('the rejection in the metrics', 10_000, async () => counter(await metrics(box), 'relaybox_smtp_rejections_total', { reason: 'rate_limited' }) >= 1 || undefined);
     assert.doesNotMatch(text, /@relaybox\.test|@outside\.example/, 'no addresses in metrics');
   });
 
@@ -142,15 +137,15 @@ describe('compromised-account circuit breaker', () => {
     const event = await waitFor('user_suspended', 10_000, () => box.logs().find((l) => l.event === 'user_suspended' && l.user === ALICE));
     assert.equal(event.held, 2);
     const text = await metrics(box);
-    assert.equal(value(text, 'relaybox_queue_messages', { queue: 'hold' }), 2);
-    assert.equal(value(text, 'relaybox_users_suspended'), 1);
+    assert.equal(gauge(text, 'relaybox_queue_messages', { queue: 'hold' }), 2);
+    assert.equal(gauge(text, 'relaybox_users_suspended'), 1);
     assert.equal((await attempt(box, BOB, outside(1), 'bob-unaffected')).code, 250);
 
     assert.equal(await box.stop(), 0);
     const suspensions = box.logs().filter((l) => l.event === 'user_suspended').length;
     box.launch();
     await box.waitReady();
-    assert.equal(value(await metrics(box), 'relaybox_users_suspended'), 1, 'the suspension was kept');
+    assert.equal(gauge(await metrics(box), 'relaybox_users_suspended'), 1, 'the suspension was kept');
     const after = await attempt(box, ALICE, outside(1), 'after-restart');
     assert.equal(after.code, 550, `still suspended after a restart: ${after.text}`);
     assert.equal(box.logs().filter((l) => l.event === 'user_suspended').length, suspensions, 'the kept suspension, not a new one');
