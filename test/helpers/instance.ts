@@ -210,3 +210,21 @@ export function processesIn(stateDir: string): string[] {
       }
     });
 }
+
+/**
+ * Processes whose command line or environment names `path` (e.g. a STATE_DIR): what a start would
+ * have spawned, even where the directory was never created (processesIn sees only working directories).
+ */
+export function processesMentioning(path: string): string[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+        return cmdline.includes(path) || environ.includes(path) ? [`${pid} ${cmdline.replaceAll('\0', ' ').trim()}`] : [];
+      } catch {
+        return [];
+      }
+    });
+}

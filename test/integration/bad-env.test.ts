@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
-import { baseEnv, freePorts, hashOf, processesIn, runCli } from '../helpers/instance.ts';
+import { baseEnv, freePorts, hashOf, processesMentioning, runCli } from '../helpers/instance.ts';
 
 const scratch = mkdtempSync('/tmp/rbbad-');
 const notPem = `${scratch}/not.pem`;
@@ -61,7 +61,7 @@ describe('bad environments', async () => {
       }
       assert.ok(!result.stderr.includes('$6$') && !result.stdout.includes('$6$'), 'a password hash was printed');
       assert.equal(existsSync(stateDir), false, 'STATE_DIR was created for a bad config');
-      assert.deepEqual(processesIn(stateDir), []);
+      assert.deepEqual(processesMentioning(stateDir), [], 'a process was started for a bad config');
       const check = await runCli(['check-config'], full);
       assert.equal(check.code, 2);
     });
