@@ -82,6 +82,11 @@ describe('content filter on port 25', () => {
     const reply = await inbound(box, 'ceo@strict.test', message('ceo@strict.test', `alice@${DOMAIN}`, 'dmarc-reject', 'Please wire the money.'));
     assert.equal(reply.code, 554, reply.text);
     assert.ok(!mailbox(box, 'alice').some((m) => m.includes('dmarc-reject')));
+    // Refused because of the DMARC policy: this message's SPF failure and hostname symbols alone score
+    // past SPAM_REJECT_SCORE, so rspamd's verdict must say the action was forced by DMARC.
+    const verdict = await waitFor("rspamd's verdict on the message", 10_000, () => box.logs().find((l) => l.service === 'rspamd' && /rspamd_task_write_log/.test(String(l.msg)) && String(l.msg).includes('dmarc-reject-')));
+    assert.match(String(verdict.msg), /DMARC_POLICY_REJECT/);
+    assert.match(String(verdict.msg), /forced: reject "Action set by DMARC"/);
   });
 
   test('a clean message with a valid signature arrives with Authentication-Results dkim=pass, spf=pass, dmarc=pass', async () => {
