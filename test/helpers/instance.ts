@@ -6,13 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { waitQueueEmpty } from './queue.ts';
 import { Sink } from './sink.ts';
+import { PASSWORD } from './smtp.ts';
 import { freePort, waitFor } from './wait.ts';
 
-export { Sink, freePort, waitFor };
+export { PASSWORD, Sink, freePort, waitFor };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}dist/cli.js`;
-export const PASSWORD = 'correct horse battery staple';
 export const DOMAIN = 'relaybox.test';
 export const HOSTNAME = `mail.${DOMAIN}`;
 

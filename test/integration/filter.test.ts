@@ -3,26 +3,21 @@
 // signed and never scanned; while the filter is down port 25 answers 451 and submission still works.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { newDkimKey } from '../../src/host/dkim-keys.ts';
 import { publicKeyOf } from '../../src/dns/records.ts';
-import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, Instance, waitFor } from '../helpers/instance.ts';
 import { DnsServer } from '../helpers/dns-server.ts';
-import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
+import { maildirOf } from '../helpers/files.ts';
+import { SmtpClient, message, submit, type Reply } from '../helpers/smtp.ts';
 
 const GTUBE = 'XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X';
 /** Outside senders connect from here: not loopback's 127.0.0.1, and the address their SPF names. */
 const SENDER_IP = '127.0.0.3';
 
-function mailbox(box: Instance, user: string): string[] {
-  const dir = `${box.stateDir}/mail/${DOMAIN}/${user}/Maildir/new`;
-  try {
-    return readdirSync(dir).map((name) => readFileSync(`${dir}/${name}`, 'utf8'));
-  } catch {
-    return [];
-  }
-}
+/** The messages delivered to a local user's INBOX (new/). */
+const mailbox = (box: Instance, user: string) => maildirOf(box.stateDir, DOMAIN, user);
 
 async function inbound(box: Instance, from: string, raw: string): Promise<Reply> {
   const { client } = await SmtpClient.connect(box.ports.smtp, { localAddress: SENDER_IP });
@@ -34,17 +29,7 @@ async function inbound(box: Instance, from: string, raw: string): Promise<Reply>
   }
 }
 
-async function submission(box: Instance, subject: string, body: string): Promise<number> {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  try {
-    await client.ehlo();
-    await client.starttls();
-    assert.equal((await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code, 235);
-    return (await client.send(`alice@${DOMAIN}`, ['bob@remote.example'], message(`alice@${DOMAIN}`, 'bob@remote.example', subject, body))).final.code;
-  } finally {
-    await client.quit();
-  }
-}
+const submission = async (box: Instance, subject: string, body: string): Promise<number> => (await submit(box.ports, `alice@${DOMAIN}`, ['bob@remote.example'], subject, { body })).code;
 
 const filterUp = async (box: Instance) => ((await box.get('/ready')).body.checks as Record<string, { ok: boolean }>).filter?.ok === true;
 

@@ -3,15 +3,12 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { counter, gauge, scrape as scrapeUrl } from '../helpers/metrics.ts';
-import { SmtpClient, message } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated, message } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 
 async function session(box: Instance, port: 'submission' | 'submissions', password: string, from?: string) {
-  const { client } = await SmtpClient.connect(box.ports[port], { tls: port === 'submissions', localAddress: '127.0.0.20' });
-  await client.ehlo();
-  if (port === 'submission') await client.starttls();
-  const auth = await client.authPlain(ALICE, password);
+  const { client, auth } = await authenticated(box.ports, ALICE, { password, implicitTls: port === 'submissions', localAddress: '127.0.0.20' });
   if (auth.code === 235 && from) await client.send(from, ['x@outside.example'], message(from, 'x@outside.example', `metrics ${port} ${from}`));
   await client.quit();
 }

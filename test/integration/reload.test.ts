@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { connect as connectTcp } from 'node:net';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { DOMAIN, HOSTNAME, Instance, PASSWORD, hashOf, processesIn, waitFor } from '../helpers/instance.ts';
-import { SmtpClient } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated } from '../helpers/smtp.ts';
 
 const dir = mkdtempSync('/tmp/rbreload-');
 const certFile = `${dir}/cert.pem`;
@@ -104,11 +104,9 @@ async function served(box: Instance): Promise<Record<'465' | '587' | '993', stri
 const allServe = (seen: Record<string, string[]>, fingerprint: string) => Object.values(seen).every((list) => list.every((fp) => fp === fingerprint));
 
 async function authAs(box: Instance, user: string): Promise<number> {
-  const { client } = await SmtpClient.connect(box.ports.submissions, { tls: true });
-  await client.ehlo();
-  const reply = await client.authPlain(user, PASSWORD);
+  const { client, auth } = await authenticated(box.ports, user, { implicitTls: true });
   await client.quit();
-  return reply.code;
+  return auth.code;
 }
 
 const masterPids = (box: Instance) => [readFileSync(`${box.stateDir}/queue/pid/master.pid`, 'utf8').trim(), readFileSync(`${box.stateDir}/run/master.pid`, 'utf8').trim()];

@@ -13,7 +13,7 @@ import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { gauge } from '../helpers/metrics.ts';
 import { queueCounts, queuedCount } from '../helpers/queue.ts';
 import { HANDOFF_PASSWORD, Topology } from '../helpers/replicas.ts';
-import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
+import { SmtpClient, message, submit as submitAs, type Reply } from '../helpers/smtp.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -24,18 +24,7 @@ const ATTACKER = '127.0.0.77';
 const BYSTANDER = '127.0.0.78';
 
 /** One authenticated message through a relay's 587; the reply that ended it. */
-async function submit(relay: Instance, user: string, to: string[], subject: string, localAddress?: string): Promise<Reply> {
-  const { client } = await SmtpClient.connect(relay.ports.submission, localAddress ? { localAddress } : {});
-  try {
-    await client.ehlo();
-    await client.starttls();
-    const auth = await client.authPlain(user, PASSWORD);
-    assert.equal(auth.code, 235, auth.text);
-    return (await client.send(user, to, message(user, to[0]!, subject))).final;
-  } finally {
-    client.destroy();
-  }
-}
+const submit = (relay: Instance, user: string, to: string[], subject: string, localAddress?: string): Promise<Reply> => submitAs(relay.ports, user, to, subject, localAddress ? { localAddress } : {});
 
 async function inboxOf(box: Instance, user: string, localAddress?: string): Promise<{ status: string; messages: string[] }> {
   const { client } = await ImapSession.connect(box.ports.imaps, { tls: true, timeoutMs: 30_000, ...(localAddress ? { localAddress } : {}) });

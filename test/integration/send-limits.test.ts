@@ -7,25 +7,14 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DOMAIN, hashOf, Instance, PASSWORD, Sink, waitFor } from '../helpers/instance.ts';
 import { counter, gauge } from '../helpers/metrics.ts';
-import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
+import { authenticated, submit, type Reply } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const BOB = `bob@${DOMAIN}`;
 const CAROL = `carol@${DOMAIN}`;
 
 /** One authenticated message; the reply that ended it (DATA's own reply when DATA is refused). */
-async function attempt(box: Instance, user: string, recipients: string[], subject: string, password = PASSWORD): Promise<Reply> {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  try {
-    await client.ehlo();
-    await client.starttls();
-    const auth = await client.authPlain(user, password);
-    assert.equal(auth.code, 235, auth.text);
-    return (await client.send(user, recipients, message(user, recipients[0]!, subject))).final;
-  } finally {
-    await client.quit();
-  }
-}
+const attempt = (box: Instance, user: string, recipients: string[], subject: string, password = PASSWORD): Promise<Reply> => submit(box.ports, user, recipients, subject, { password });
 
 async function metrics(box: Instance): Promise<string> {
   const text = await (await fetch(box.url('/metrics'))).text();
@@ -74,10 +63,8 @@ describe('per-user sending limits', () => {
 
   test('the policy service killed (the supervisor, with -9): 451 4.3.5, never acceptance; counters survive the restart', async () => {
     const before = box.sink.messages().length;
-    const { client } = await SmtpClient.connect(box.ports.submission);
-    await client.ehlo();
-    await client.starttls();
-    assert.equal((await client.authPlain(CAROL, PASSWORD)).code, 235);
+    const { client, auth } = await authenticated(box.ports, CAROL);
+    assert.equal(auth.code, 235);
     assert.equal((await client.cmd(`MAIL FROM:<${CAROL}>`)).code, 250);
     assert.equal((await client.cmd('RCPT TO:<x@outside.example>')).code, 250);
     box.child?.kill('SIGKILL');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, lstatSync } from 'node:fs';
 import { DOMAIN, hashOf, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { counter, gauge, scrape } from '../helpers/metrics.ts';
-import { SmtpClient, message } from '../helpers/smtp.ts';
+import { submit as submitAs } from '../helpers/smtp.ts';
 import { TestCa } from '../helpers/test-ca.ts';
 import { Upstream } from '../helpers/upstream.ts';
 
@@ -20,13 +20,8 @@ const ROUTE = { username: 'route-user', password: 'route-secret-2' };
 const THIRD = { username: 'third-user', password: 'third-secret-3' };
 
 async function submit(box: Instance, from: string, subject: string): Promise<void> {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  await client.ehlo();
-  await client.starttls();
-  assert.equal((await client.authPlain(from, PASSWORD)).code, 235);
-  const { final } = await client.send(from, [OUTSIDE], message(from, OUTSIDE, subject));
+  const final = await submitAs(box.ports, from, [OUTSIDE], subject);
   assert.equal(final.code, 250, final.text);
-  await client.quit();
 }
 
 const logged = (box: Instance, pattern: RegExp) => box.logs().find((l) => pattern.test(String(l.msg)));
