@@ -114,6 +114,7 @@ export class Upstream {
       switch (verb.toUpperCase()) {
         case 'EHLO':
         case 'HELO':
+        case 'LHLO': // LMTP's greeting: the same server stands for an LMTP peer
           return send(
             [`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', ...(tls ? [] : ['250-STARTTLS']), ...(tls || this.options.authInClear ? ['250-AUTH PLAIN LOGIN'] : []), '250 8BITMIME'].join('\r\n'),
           );

@@ -7,13 +7,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, HOSTNAME, Instance, PASSWORD, freePort, waitFor } from '../helpers/instance.ts';
 import { gauge } from '../helpers/metrics.ts';
 import { queueCounts, queuedCount } from '../helpers/queue.ts';
 import { HANDOFF_PASSWORD, Topology } from '../helpers/replicas.ts';
-import { SmtpClient, message, submit as submitAs, type Reply } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated, message, submit as submitAs, type Reply } from '../helpers/smtp.ts';
+import { Upstream } from '../helpers/upstream.ts';
+import { HANDOFF_ACCOUNT } from '../../src/config/areas/replicas.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -141,6 +143,25 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     assert.equal((await submit(second, DAVE, ['x@outside.example'], 'dave-unaffected')).code, 250);
   });
 
+  test('the handoff account is refused on 587 and 465, and relays only on the handoff port', async () => {
+    const relay = topology.relays[0]!;
+    for (const implicitTls of [false, true]) {
+      const { client, auth } = await authenticated(relay.ports, HANDOFF_ACCOUNT, { password: HANDOFF_PASSWORD, implicitTls });
+      try {
+        const { final } = auth.code === 235 ? await client.send(ALICE, ['x@outside.example'], message(ALICE, 'x@outside.example', 'handoff-account-on-submission')) : { final: auth };
+        assert.ok(final.code >= 500, `${implicitTls ? 465 : 587}: ${final.code} ${final.text}`);
+        if (auth.code === 235) assert.match(final.text, /the handoff account may be used only on the handoff port/);
+      } finally {
+        await client.quit();
+      }
+    }
+    // The same credentials on the handoff listener (587's dialogue: STARTTLS, then AUTH).
+    const { client, auth } = await authenticated({ submission: topology.handoffPorts[0]!, submissions: 0 }, HANDOFF_ACCOUNT, { password: HANDOFF_PASSWORD });
+    await client.quit();
+    assert.equal(auth.code, 235, auth.text);
+    assert.ok(!topology.sink.messages().some((m) => m.includes('handoff-account-on-submission')));
+  });
+
   test('Redis killed: sending limits answer with a temporary error, not "no limit", and /ready says why; Redis back: normal', async () => {
     const relay = topology.relays[1]!;
     await topology.redis.kill();
@@ -219,7 +240,18 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     for (const subject of subjects) assert.equal((await submit(first, ALICE, [`${subject}@outside.example`], subject)).code, 250);
     await waitFor('the messages deferred', 20_000, () => deferred(first) === subjects.length || undefined, 200);
 
-    assert.equal(await first.stop(), 0);
+    // Stopping: /ready says draining and the SMTP ports are closed while the queue is still tried.
+    const stoppedBefore = events(first, 'stopped').length;
+    first.child!.kill('SIGTERM');
+    await waitFor('/ready to say draining', 10_000, async () => {
+      const ready = await first.get('/ready').catch(() => undefined);
+      return ready?.status === 503 && (ready.body.failing as string[]).some((line) => /^draining/.test(line)) ? true : undefined;
+    }, 50);
+    for (const port of [first.ports.smtp, first.ports.submission, first.ports.submissions]) {
+      await waitFor(`port ${port} closed while draining`, 10_000, async () => ((await dial(port)) === 'ECONNREFUSED' ? true : undefined), 50);
+    }
+    assert.equal(events(first, 'stopped').length, stoppedBefore, 'still draining when the ports were seen closed');
+    assert.equal(await first.exit, 0);
     const stranded = events(first, 'queue_stranded').at(-1);
     assert.equal(stranded?.count, subjects.length, JSON.stringify(stranded));
     assert.equal(stranded?.level, 50, 'an error');
@@ -242,6 +274,39 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     await waitFor('the stranded gauge back to 0', 10_000, async () => (await metric(first, 'relaybox_queue_stranded_messages')) === 0 || undefined, 200);
     for (const peer of peers) peer.launch();
     for (const peer of peers) await peer.waitReady(60_000);
+  });
+
+  test('a mailbox replica or a peer whose key is not the pinned one gets neither the mail nor the handoff password', async () => {
+    // Right name, trusted CA, another key: only the pin tells them apart.
+    const certificate = topology.ca.issue(HOSTNAME);
+    const rogueLmtp = await Upstream.start({ certificate, name: 'rogue-lmtp.test' });
+    const roguePeer = await Upstream.start({ certificate, name: 'rogue-peer.test' });
+    const relay = await Instance.start(
+      { ...topology.relayEnv(0), MAILBOX_LMTP_HOST: `127.0.0.1:${rogueLmtp.port}`, HANDOFF_PEERS: `127.0.0.1:${roguePeer.port}`, PORT_HANDOFF: String(await freePort()) },
+      { sink: topology.sink },
+    );
+    try {
+      assert.equal((await submit(relay, ALICE, [BOB], 'to-a-rogue-mailbox')).code, 250);
+      const deferred = await waitFor('the LMTP delivery deferred', 30_000, () => relay.lines.find((l) => /postfix\/lmtp.*to=<bob@relaybox\.test>.*status=deferred/.test(l)), 100);
+      assert.match(deferred, /certificate|fingerprint|verif/i);
+      assert.ok(rogueLmtp.commands.some((c) => c.line === 'STARTTLS'), 'the relay did reach the rogue LMTP server');
+      assert.deepEqual(rogueLmtp.commands.filter((c) => /^(MAIL|RCPT|DATA)/i.test(c.line)), [], 'no transaction with a server whose key is not pinned');
+
+      assert.equal(await relay.stop(), 0);
+      assert.ok(roguePeer.commands.some((c) => c.line === 'STARTTLS'), 'the handoff did reach the rogue peer');
+      assert.deepEqual(roguePeer.passwords, [], 'the handoff password went to a peer whose key is not pinned');
+      assert.equal(roguePeer.messages.length, 0);
+      assert.equal(events(relay, 'queue_stranded').at(-1)?.count, 1, 'kept on the relay instead');
+      assert.equal(rogueLmtp.messages.length, 0);
+      relay.assertNoSecrets();
+      assert.ok(!relay.lines.join('\n').includes(HANDOFF_PASSWORD));
+    } finally {
+      // Not relay.destroy(): that would remove the topology's shared sink.
+      await relay.stop();
+      rmSync(relay.stateDir, { recursive: true, force: true });
+      await rogueLmtp.stop();
+      await roguePeer.stop();
+    }
   });
 
   test('no secret in any replica\'s logs or HTTP bodies (the handoff password, hashes, the auth policy keys)', () => {
