@@ -10,6 +10,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Ports } from './instance.ts';
 import type { Sink } from './sink.ts';
+import { allMaildirMessages } from './files.ts';
 import { SmtpClient, type Reply } from './smtp.ts';
 
 export type SenderKind = 'submission' | 'submissions' | 'inbound';
@@ -198,36 +199,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
   } finally {
     stop = true;
-    // Each step has its own timeout; a sender that still has not finished after this is stuck.
-    const done = await Promise.race([Promise.all(senders).then(() => true), sleep(120_000).then(() => false)]);
+    // Each step has its own timeout; a sender that still has not finished after this is stuck. The
+    // timer is cleared once they are done: left running it kept the test process alive for 120 s.
+    let timer: NodeJS.Timeout | undefined;
+    const stuck = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 120_000)));
+    const done = await Promise.race([Promise.all(senders).then(() => true), stuck]);
+    clearTimeout(timer);
     if (!done) throw new Error('a sender was still busy 120 s after the last kill');
   }
   result.durationMs = Date.now() - started;
   return result;
 }
 
-/** Every file below `dir`. */
-function files(dir: string): string[] {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  return entries.flatMap((entry) => (entry.isDirectory() ? files(join(dir, entry.name)) : [join(dir, entry.name)]));
-}
-
-/** The delivered messages of the local users (new/ and cur/ of every Maildir under STATE_DIR/mail). */
-export function maildirMessages(stateDir: string): string[] {
-  return files(join(stateDir, 'mail'))
-    .filter((path) => /\/Maildir\/(new|cur)\/[^/]+$/.test(path))
-    .map((path) => readFileSync(path, 'latin1'));
-}
-
 /** How many times each chaos message arrived, upstream and in the mailboxes. */
 export function arrivals(sink: Sink, stateDir: string): Map<string, number> {
   const counts = new Map<string, number>();
-  for (const text of [...sink.messages(), ...maildirMessages(stateDir)]) {
+  for (const text of [...sink.messages(), ...allMaildirMessages(stateDir)]) {
     const id = /^Subject: (chaos-\d+-\d+-\d+)\r?$/m.exec(text)?.[1];
     if (id) counts.set(id, (counts.get(id) ?? 0) + 1);
   }

@@ -6,13 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { waitQueueEmpty } from './queue.ts';
 import { Sink } from './sink.ts';
+import { PASSWORD } from './smtp.ts';
 import { freePort, waitFor } from './wait.ts';
 
-export { Sink, freePort, waitFor };
+export { PASSWORD, Sink, freePort, waitFor };
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}dist/cli.js`;
-export const PASSWORD = 'correct horse battery staple';
 export const DOMAIN = 'relaybox.test';
 export const HOSTNAME = `mail.${DOMAIN}`;
 
@@ -208,6 +208,24 @@ export function processesIn(stateDir: string): string[] {
       try {
         const cwd = readlinkSync(`/proc/${pid}/cwd`);
         return cwd === stateDir || cwd.startsWith(`${stateDir}/`) ? [`${pid} ${readFileSync(`/proc/${pid}/comm`, 'utf8').trim()} (cwd ${cwd})`] : [];
+      } catch {
+        return [];
+      }
+    });
+}
+
+/**
+ * Processes whose command line or environment names `path` (e.g. a STATE_DIR): what a start would
+ * have spawned, even where the directory was never created (processesIn sees only working directories).
+ */
+export function processesMentioning(path: string): string[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name) && Number(name) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+        const environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+        return cmdline.includes(path) || environ.includes(path) ? [`${pid} ${cmdline.replaceAll('\0', ' ').trim()}`] : [];
       } catch {
         return [];
       }

@@ -2,23 +2,14 @@
 // itself (not through the product's metrics), so "exactly once" and "nothing reached the upstream"
 // are checked once Postfix has nothing left to deliver, instead of after a guessed pause.
 import { execFile } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { filesBelow } from './files.ts';
 import { waitFor } from './wait.ts';
 
 /** Where a message waits in Postfix's queue until it has been delivered (or bounced). */
 export const QUEUES = ['maildrop', 'incoming', 'active', 'deferred', 'hold'] as const;
-
-function filesBelow(dir: string): string[] {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  return entries.flatMap((entry) => (entry.isDirectory() ? filesBelow(join(dir, entry.name)) : [join(dir, entry.name)]));
-}
 
 /**
  * Postfix marks a queue file complete by giving it the owner-execute bit (cleanup, once it has the

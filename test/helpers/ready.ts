@@ -34,11 +34,6 @@ export class ReadyWatch {
     })();
   }
 
-  /** The 503 answers whose body shows `daemon` not running. */
-  downFor(daemon: string): ReadyAnswer[] {
-    return this.answers.filter((a) => a.status === 503 && a.body?.daemons?.[daemon]?.state !== undefined && a.body.daemons[daemon]!.state !== 'running');
-  }
-
   async stop(): Promise<ReadyAnswer[]> {
     this.running = false;
     await this.loop;

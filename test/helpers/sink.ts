@@ -1,9 +1,9 @@
 // Postfix's smtp-sink as the fake upstream of every test (host mode and container): a real SMTP
 // server on 127.0.0.1 that writes each transaction it accepts to a file. One class for both.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { connect } from 'node:net';
-import { join } from 'node:path';
+import { filesBelow } from './files.ts';
 import { freePort, waitFor } from './wait.ts';
 
 const BINARY = ['/usr/sbin/smtp-sink', '/usr/lib/postfix/sbin/smtp-sink'].find((path) => existsSync(path)) ?? 'smtp-sink';
@@ -17,17 +17,6 @@ function accepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-/** Every file below `dir`, recursively. */
-function filesBelow(dir: string): string[] {
-  let entries;
-  try {
-    entries = readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  return entries.flatMap((entry) => (entry.isDirectory() ? filesBelow(join(dir, entry.name)) : [join(dir, entry.name)]));
 }
 
 /** One received transaction: smtp-sink's envelope headers (X-Mail-Args, X-Rcpt-Args...), then the message. */

@@ -1,8 +1,8 @@
 // A real SMTP upstream on loopback for the outbound tests (node:net + node:tls): it advertises
-// STARTTLS (or, with implicitTls, speaks TLS from the first byte, as on port 465) and, after TLS,
-// AUTH PLAIN LOGIN; it can require AUTH before MAIL; it can pick its certificate by the SNI name the
-// client sends, as shared front ends do; it records every command with whether TLS was up, every
-// SNI name and credential it was given, and every message it accepted.
+// STARTTLS (or, with implicitTls, speaks TLS from the first byte, as on port 465) and, after TLS
+// (or before too, with authInClear), AUTH PLAIN LOGIN; it can require AUTH before MAIL; it can pick
+// its certificate by the SNI name the client sends, as shared front ends do; it records every command
+// with whether TLS was up, every SNI name and credential it was given, and every message it accepted.
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createSecureContext, TLSSocket } from 'node:tls';
@@ -34,6 +34,11 @@ export interface UpstreamOptions {
   requireAuth?: boolean;
   /** Accepted credentials (any when unset). */
   credentials?: { username: string; password: string };
+  /**
+   * Advertise and accept AUTH before STARTTLS too, as a careless provider would: then only the
+   * relay's own policy keeps the password off the wire in clear.
+   */
+  authInClear?: boolean;
   /** Recipients refused with 550 5.1.1 (to make bounces). */
   rejectRecipients?: RegExp;
   name?: string;
@@ -152,7 +157,15 @@ export class Upstream {
       switch (verb.toUpperCase()) {
         case 'EHLO':
         case 'HELO':
-          return send([`250-${name}`, '250-PIPELINING', '250-SIZE 10240000', tls ? '250-AUTH PLAIN LOGIN' : this.options.noStartTls ? '250-ENHANCEDSTATUSCODES' : '250-STARTTLS', '250 8BITMIME'].join('\r\n'));
+        case 'LHLO': // LMTP's greeting: the same server stands for an LMTP peer
+          return send(
+            [
+              `250-${name}`, '250-PIPELINING', '250-SIZE 10240000',
+              ...(tls ? [] : this.options.noStartTls ? ['250-ENHANCEDSTATUSCODES'] : ['250-STARTTLS']),
+              ...(tls || this.options.authInClear ? ['250-AUTH PLAIN LOGIN'] : []),
+              '250 8BITMIME',
+            ].join('\r\n'),
+          );
         case 'STARTTLS':
           if (tls || this.options.implicitTls) return send('503 5.5.1 TLS already active');
           if (this.options.noStartTls) return send('502 5.5.2 Error: command not recognized');
@@ -161,7 +174,7 @@ export class Upstream {
           startTls();
           return;
         case 'AUTH': {
-          if (!tls) return send('538 5.7.11 Encryption required for requested authentication mechanism');
+          if (!tls && !this.options.authInClear) return send('538 5.7.11 Encryption required for requested authentication mechanism');
           const mechanism = (rest[0] ?? '').toUpperCase();
           if (mechanism === 'PLAIN' && rest[1]) {
             const [, username = '', password = ''] = Buffer.from(rest[1], 'base64').toString('utf8').split('\0');

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { DOMAIN, Instance, PASSWORD, ROOT, waitFor } from '../helpers/instance.ts';
 import { parseReceived } from '../helpers/sink.ts';
-import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated, message, type Reply } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -313,3 +313,25 @@ async function readUntilIdle(client: SmtpClient, idleMs = 2000): Promise<Reply[]
     }
   }
 }
+
+describe('AUTH_RATE_LIMIT', () => {
+  test('a client past AUTH_RATE_LIMIT AUTH commands a minute is refused with 450 4.7.1, right password or not; another address is not', async () => {
+    const limited = await Instance.start({ AUTH_RATE_LIMIT: '3', AUTH_FAILURE_DELAY: '0', AUTH_BAN_THRESHOLD: '0' });
+    try {
+      const codes: number[] = [];
+      let last: Reply | undefined;
+      for (let i = 0; i < 4; i++) {
+        const { client, auth } = await authenticated(limited.ports, ALICE, { localAddress: '127.0.0.133' });
+        await client.quit();
+        codes.push(auth.code);
+        last = auth;
+      }
+      assert.deepEqual(codes, [235, 235, 235, 450], last?.text);
+      assert.equal(last?.enhanced, '4.7.1');
+      assert.match(last?.text ?? '', /too many AUTH commands/i);
+      assert.equal((await authenticated(limited.ports, ALICE, { localAddress: '127.0.0.134' }).then(async ({ client, auth }) => (await client.quit(), auth))).code, 235, 'counted per client address');
+    } finally {
+      await limited.destroy();
+    }
+  });
+});

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, writeFileSync, chmodSync } from 'node:fs';
 import { defaultGateways } from '../../src/config/networks.ts';
-import { baseEnv, freePorts, hashOf, processesIn, runCli } from '../helpers/instance.ts';
+import { baseEnv, freePorts, hashOf, processesMentioning, runCli } from '../helpers/instance.ts';
 
 const scratch = mkdtempSync('/tmp/rbbad-');
 // mkdtemp makes it 0700: the daemon users could not enter it, which is a case of its own below.
@@ -74,7 +74,7 @@ describe('bad environments', async () => {
       }
       assert.ok(!result.stderr.includes('$6$') && !result.stdout.includes('$6$'), 'a password hash was printed');
       assert.equal(existsSync(stateDir), false, 'STATE_DIR was created for a bad config');
-      assert.deepEqual(processesIn(stateDir), []);
+      assert.deepEqual(processesMentioning(stateDir), [], 'a process was started for a bad config');
       const check = await runCli(['check-config'], full);
       assert.equal(check.code, 2);
     });

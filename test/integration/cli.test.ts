@@ -12,6 +12,7 @@ test('check-config prints the effective config with secrets masked and exits 0',
   assert.equal(result.code, 0, result.stderr);
   const config = JSON.parse(result.stdout) as { hostname: string; users: Array<{ hash: string }> };
   assert.equal(config.hostname, 'mail.relaybox.test');
+  assert.equal(config.users.length, 2, 'alice and bob');
   assert.ok(config.users.every((u) => u.hash === '***'));
   assert.ok(!result.stdout.includes('relay-secret-value') && !result.stdout.includes('$6$'));
 });

@@ -73,6 +73,7 @@ test('a declared daemon is started after what it needs, probed, restarted after 
   const store = tinyDaemon(dir, 'store', [], started, 300);
   const supervisor = new Supervisor({ declarations: [front, store], listeners: [], probeHost: '127.0.0.1', restartBudget: 10, log: pino({ level: 'silent' }) });
   supervisor.onLogLine((daemon, line) => lines.push(`${daemon}: ${line.msg}`));
+  const groups: number[] = [];
   try {
     await supervisor.start();
     assert.deepEqual(started, ['store', 'front']);
@@ -98,11 +99,17 @@ test('a declared daemon is started after what it needs, probed, restarted after 
       await supervisor.probeOnce();
       return supervisor.readiness().ready || undefined;
     });
+    // Both daemons' process groups as they run now, each with its worker.
+    for (const name of ['front', 'store']) {
+      const running = processGroup(pidOf(dir, name))!;
+      assert.ok(groupMembers([running]).length >= 2, `${name} and its worker`);
+      groups.push(running);
+    }
   } finally {
     await supervisor.stop();
   }
-  const groups = ['front', 'store'].map((name) => processGroup(pidOf(dir, name))).filter((g) => g !== undefined);
-  assert.deepEqual(groups, [], 'nothing of either daemon is left running');
+  assert.equal(groups.length, 2);
+  assert.deepEqual(groupMembers(groups), [], 'every member of both process groups (masters and workers) is gone');
   assert.deepEqual(Object.values(supervisor.statuses()).map((s) => s.state), ['stopped', 'stopped']);
   rmSync(dir, { recursive: true, force: true });
 });

@@ -4,20 +4,13 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, hashOf, waitFor } from '../helpers/instance.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
-import { SmtpClient, message } from '../helpers/smtp.ts';
+import { SmtpClient, message, submit as submitAs } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const BOB = `bob@${DOMAIN}`;
 
-async function submit(box: Instance, from: string, to: string[], subject: string, body?: string) {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  await client.ehlo();
-  await client.starttls();
-  assert.equal((await client.authPlain(ALICE, PASSWORD)).code, 235);
-  const result = await client.send(from, to, message(from, to[0]!, subject, body));
-  await client.quit();
-  return result.final;
-}
+/** Alice submits (as `from`: her own address, or one she may not use). */
+const submit = (box: Instance, from: string, to: string[], subject: string, body?: string) => submitAs(box.ports, ALICE, to, subject, { from, ...(body !== undefined ? { body } : {}) });
 
 async function inbound(box: Instance, to: string, subject: string, body?: string) {
   const { client } = await SmtpClient.connect(box.ports.smtp);

@@ -8,15 +8,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { DOMAIN, HOSTNAME, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { dkimpyVerify, publishedRecords } from '../helpers/dkimpy.ts';
+import { maildirOf } from '../helpers/files.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
 import { TestCa } from '../helpers/test-ca.ts';
 import { Upstream } from '../helpers/upstream.ts';
 
-/** The messages delivered to a local mailbox. */
-function mailbox(box: Instance, user: string): string[] {
-  const dir = `${box.stateDir}/mail/${DOMAIN}/${user}/Maildir/new`;
-  return existsSync(dir) ? readdirSync(dir).map((name) => readFileSync(`${dir}/${name}`, 'utf8')) : [];
-}
+/** The messages delivered to a local user's INBOX (new/). */
+const mailbox = (box: Instance, user: string) => maildirOf(box.stateDir, DOMAIN, user);
 
 async function inbound(box: Instance, from: string, to: string, subject: string) {
   const { client } = await SmtpClient.connect(box.ports.smtp);

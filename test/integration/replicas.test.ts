@@ -7,10 +7,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
-import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { DOMAIN, HOSTNAME, Instance, PASSWORD, freePort, waitFor } from '../helpers/instance.ts';
+import { gauge } from '../helpers/metrics.ts';
+import { queueCounts, queuedCount } from '../helpers/queue.ts';
 import { HANDOFF_PASSWORD, Topology } from '../helpers/replicas.ts';
-import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated, message, submit as submitAs, type Reply } from '../helpers/smtp.ts';
+import { Upstream } from '../helpers/upstream.ts';
+import { HANDOFF_ACCOUNT } from '../../src/config/areas/replicas.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
 
 const ALICE = `alice@${DOMAIN}`;
@@ -21,18 +26,7 @@ const ATTACKER = '127.0.0.77';
 const BYSTANDER = '127.0.0.78';
 
 /** One authenticated message through a relay's 587; the reply that ended it. */
-async function submit(relay: Instance, user: string, to: string[], subject: string, localAddress?: string): Promise<Reply> {
-  const { client } = await SmtpClient.connect(relay.ports.submission, localAddress ? { localAddress } : {});
-  try {
-    await client.ehlo();
-    await client.starttls();
-    const auth = await client.authPlain(user, PASSWORD);
-    assert.equal(auth.code, 235, auth.text);
-    return (await client.send(user, to, message(user, to[0]!, subject))).final;
-  } finally {
-    client.destroy();
-  }
-}
+const submit = (relay: Instance, user: string, to: string[], subject: string, localAddress?: string): Promise<Reply> => submitAs(relay.ports, user, to, subject, localAddress ? { localAddress } : {});
 
 async function inboxOf(box: Instance, user: string, localAddress?: string): Promise<{ status: string; messages: string[] }> {
   const { client } = await ImapSession.connect(box.ports.imaps, { tls: true, timeoutMs: 30_000, ...(localAddress ? { localAddress } : {}) });
@@ -44,18 +38,26 @@ async function inboxOf(box: Instance, user: string, localAddress?: string): Prom
   }
 }
 
-async function metric(box: Instance, name: string, labels = ''): Promise<number | undefined> {
+/** A gauge of one replica (a missing series fails); the body is kept for the secrets check. */
+async function metric(box: Instance, name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(box.url('/metrics'))).text();
   box.bodies.push(text);
-  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+  return gauge(text, name, labels);
 }
 
-const queued = (box: Instance) => ['maildrop', 'incoming', 'active', 'deferred'].reduce((sum, q) => sum + countFiles(`${box.stateDir}/queue/${q}`), 0);
-function countFiles(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  return readdirSync(dir, { withFileTypes: true }).reduce((sum, entry) => sum + (entry.isDirectory() ? countFiles(`${dir}/${entry.name}`) : 1), 0);
-}
+/** Every complete queue file of a replica, hold/ included (a held copy is not delivered, nor gone). */
+const queued = (box: Instance) => queuedCount(`${box.stateDir}/queue`);
+const deferred = (box: Instance) => queueCounts(`${box.stateDir}/queue`).deferred;
+/** How a TCP connection to the port ends: 'connected', or the error code (ECONNREFUSED when nothing listens). */
+const dial = (port: number) =>
+  new Promise<string>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve('connected');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
 const flush = (box: Instance) => execFileSync('postqueue', ['-c', `${box.stateDir}/postfix`, '-f']);
 const subjectsAtSink = (topology: Topology, prefix: string) => topology.sink.messages().map((m) => /^Subject: (\S+)/m.exec(m)?.[1] ?? '').filter((s) => s.startsWith(prefix));
 const events = (box: Instance, event: string) => box.logs().filter((l) => l.event === event);
@@ -95,7 +97,7 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     assert.ok(readdirSync(`${maildir}/cur`).length + readdirSync(`${maildir}/new`).length >= wanted.length, 'in the Maildir on the mailbox replica');
     for (const relay of relays) assert.equal(existsSync(`${relay.stateDir}/mail`), false, 'a relay keeps no Maildirs');
     for (const relay of relays) assert.ok(relay.lines.some((l) => /postfix\/lmtp.*Verified TLS connection established/.test(l)), 'the relay checked the pinned certificate');
-    assert.equal((await inboxOf(relays[0]!, BOB).catch((error: Error) => ({ status: error.message, messages: [] }))).status !== 'OK', true, 'no IMAP on a relay');
+    for (const relay of relays) for (const port of [relay.ports.imap, relay.ports.imaps]) assert.equal(await dial(port), 'ECONNREFUSED', `no IMAP on a relay (port ${port})`);
   });
 
   test('an address banned through one relay is refused by the other relays and at IMAP login on the mailbox replica', async () => {
@@ -141,6 +143,25 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     assert.equal((await submit(second, DAVE, ['x@outside.example'], 'dave-unaffected')).code, 250);
   });
 
+  test('the handoff account is refused on 587 and 465, and relays only on the handoff port', async () => {
+    const relay = topology.relays[0]!;
+    for (const implicitTls of [false, true]) {
+      const { client, auth } = await authenticated(relay.ports, HANDOFF_ACCOUNT, { password: HANDOFF_PASSWORD, implicitTls });
+      try {
+        const { final } = auth.code === 235 ? await client.send(ALICE, ['x@outside.example'], message(ALICE, 'x@outside.example', 'handoff-account-on-submission')) : { final: auth };
+        assert.ok(final.code >= 500, `${implicitTls ? 465 : 587}: ${final.code} ${final.text}`);
+        if (auth.code === 235) assert.match(final.text, /the handoff account may be used only on the handoff port/);
+      } finally {
+        await client.quit();
+      }
+    }
+    // The same credentials on the handoff listener (587's dialogue: STARTTLS, then AUTH).
+    const { client, auth } = await authenticated({ submission: topology.handoffPorts[0]!, submissions: 0 }, HANDOFF_ACCOUNT, { password: HANDOFF_PASSWORD });
+    await client.quit();
+    assert.equal(auth.code, 235, auth.text);
+    assert.ok(!topology.sink.messages().some((m) => m.includes('handoff-account-on-submission')));
+  });
+
   test('Redis killed: sending limits answer with a temporary error, not "no limit", and /ready says why; Redis back: normal', async () => {
     const relay = topology.relays[1]!;
     await topology.redis.kill();
@@ -154,7 +175,7 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     }, 200);
     assert.equal(ready.status, 200, 'degraded, still serving port 25 and the handoffs');
     assert.equal((ready.body.checks as Record<string, { ok: boolean }>).redis?.ok, false);
-    assert.equal(await metric(relay, 'relaybox_probe_up', '{check="redis"}'), 0);
+    assert.equal(await metric(relay, 'relaybox_probe_up', { check: 'redis' }), 0);
     assert.ok(events(relay, 'store_unreachable').length >= 1);
     // Inbound mail on port 25 is not held up by the store.
     const { client } = await SmtpClient.connect(relay.ports.smtp);
@@ -179,7 +200,7 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     const subjects = Array.from({ length: 5 }, (_, i) => `handoff-${i}`);
     for (const subject of subjects) assert.equal((await submit(first, ALICE, [`${subject}@outside.example`], subject)).code, 250);
     assert.equal((await submit(first, ALICE, [BOB], 'handoff-local')).code, 250);
-    await waitFor('the messages deferred on the first relay', 30_000, () => countFiles(`${first.stateDir}/queue/deferred`) === subjects.length + 1 || undefined, 200);
+    await waitFor('the messages deferred on the first relay', 30_000, () => deferred(first) === subjects.length + 1 || undefined, 200);
 
     assert.equal(await first.stop(), 0);
     const handoffs = events(first, 'handoff');
@@ -200,12 +221,12 @@ describe('relay replicas, a mailbox replica and Redis', () => {
       const { messages } = await inboxOf(topology.mailbox, BOB);
       return messages.some((m) => m.includes('Subject: handoff-local')) ? messages : undefined;
     }, 500);
-    for (const peer of peers) flush(peer);
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // room for a duplicate to show up
+    // Counted once nothing is left to deliver anywhere: a copy still queued (or held) would show up later.
+    for (const box of [...peers, topology.mailbox]) await box.waitQueueEmpty(30_000, { flush: true });
+    for (const box of [first, ...peers, topology.mailbox]) assert.equal(queued(box), 0, `${box.stateDir}: ${JSON.stringify(queueCounts(`${box.stateDir}/queue`))}`);
     for (const subject of subjects) assert.equal(subjectsAtSink(topology, subject).length, 1, `${subject} delivered once`);
+    assert.equal(local.filter((m) => m.includes('Subject: handoff-local')).length, 1, 'the local message delivered once');
     assert.equal((await inboxOf(topology.mailbox, BOB)).messages.filter((m) => m.includes('Subject: handoff-local')).length, 1, 'the local message delivered once');
-    assert.ok(local.length > 0);
-    assert.ok(peers.every((peer) => queued(peer) === 0));
 
     first.launch();
     await first.waitReady(60_000);
@@ -217,9 +238,20 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     topology.sink.stop();
     const subjects = Array.from({ length: 3 }, (_, i) => `stranded-${i}`);
     for (const subject of subjects) assert.equal((await submit(first, ALICE, [`${subject}@outside.example`], subject)).code, 250);
-    await waitFor('the messages deferred', 20_000, () => countFiles(`${first.stateDir}/queue/deferred`) === subjects.length || undefined, 200);
+    await waitFor('the messages deferred', 20_000, () => deferred(first) === subjects.length || undefined, 200);
 
-    assert.equal(await first.stop(), 0);
+    // Stopping: /ready says draining and the SMTP ports are closed while the queue is still tried.
+    const stoppedBefore = events(first, 'stopped').length;
+    first.child!.kill('SIGTERM');
+    await waitFor('/ready to say draining', 10_000, async () => {
+      const ready = await first.get('/ready').catch(() => undefined);
+      return ready?.status === 503 && (ready.body.failing as string[]).some((line) => /^draining/.test(line)) ? true : undefined;
+    }, 50);
+    for (const port of [first.ports.smtp, first.ports.submission, first.ports.submissions]) {
+      await waitFor(`port ${port} closed while draining`, 10_000, async () => ((await dial(port)) === 'ECONNREFUSED' ? true : undefined), 50);
+    }
+    assert.equal(events(first, 'stopped').length, stoppedBefore, 'still draining when the ports were seen closed');
+    assert.equal(await first.exit, 0);
     const stranded = events(first, 'queue_stranded').at(-1);
     assert.equal(stranded?.count, subjects.length, JSON.stringify(stranded));
     assert.equal(stranded?.level, 50, 'an error');
@@ -237,11 +269,44 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     first.launch();
     await first.waitReady(60_000);
     await waitFor('the stranded mail at the upstream', 30_000, () => subjects.every((s) => subjectsAtSink(topology, s).length > 0) || undefined, 200);
-    await new Promise((resolve) => setTimeout(resolve, 3000));
+    await first.waitQueueEmpty(30_000);
     for (const subject of subjects) assert.equal(subjectsAtSink(topology, subject).length, 1, `${subject} delivered once`);
     await waitFor('the stranded gauge back to 0', 10_000, async () => (await metric(first, 'relaybox_queue_stranded_messages')) === 0 || undefined, 200);
     for (const peer of peers) peer.launch();
     for (const peer of peers) await peer.waitReady(60_000);
+  });
+
+  test('a mailbox replica or a peer whose key is not the pinned one gets neither the mail nor the handoff password', async () => {
+    // Right name, trusted CA, another key: only the pin tells them apart.
+    const certificate = topology.ca.issue(HOSTNAME);
+    const rogueLmtp = await Upstream.start({ certificate, name: 'rogue-lmtp.test' });
+    const roguePeer = await Upstream.start({ certificate, name: 'rogue-peer.test' });
+    const relay = await Instance.start(
+      { ...topology.relayEnv(0), MAILBOX_LMTP_HOST: `127.0.0.1:${rogueLmtp.port}`, HANDOFF_PEERS: `127.0.0.1:${roguePeer.port}`, PORT_HANDOFF: String(await freePort()) },
+      { sink: topology.sink },
+    );
+    try {
+      assert.equal((await submit(relay, ALICE, [BOB], 'to-a-rogue-mailbox')).code, 250);
+      const deferred = await waitFor('the LMTP delivery deferred', 30_000, () => relay.lines.find((l) => /postfix\/lmtp.*to=<bob@relaybox\.test>.*status=deferred/.test(l)), 100);
+      assert.match(deferred, /certificate|fingerprint|verif/i);
+      assert.ok(rogueLmtp.commands.some((c) => c.line === 'STARTTLS'), 'the relay did reach the rogue LMTP server');
+      assert.deepEqual(rogueLmtp.commands.filter((c) => /^(MAIL|RCPT|DATA)/i.test(c.line)), [], 'no transaction with a server whose key is not pinned');
+
+      assert.equal(await relay.stop(), 0);
+      assert.ok(roguePeer.commands.some((c) => c.line === 'STARTTLS'), 'the handoff did reach the rogue peer');
+      assert.deepEqual(roguePeer.passwords, [], 'the handoff password went to a peer whose key is not pinned');
+      assert.equal(roguePeer.messages.length, 0);
+      assert.equal(events(relay, 'queue_stranded').at(-1)?.count, 1, 'kept on the relay instead');
+      assert.equal(rogueLmtp.messages.length, 0);
+      relay.assertNoSecrets();
+      assert.ok(!relay.lines.join('\n').includes(HANDOFF_PASSWORD));
+    } finally {
+      // Not relay.destroy(): that would remove the topology's shared sink.
+      await relay.stop();
+      rmSync(relay.stateDir, { recursive: true, force: true });
+      await rogueLmtp.stop();
+      await roguePeer.stop();
+    }
   });
 
   test('no secret in any replica\'s logs or HTTP bodies (the handoff password, hashes, the auth policy keys)', () => {

@@ -6,36 +6,20 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DOMAIN, hashOf, Instance, PASSWORD, Sink, waitFor } from '../helpers/instance.ts';
-import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
+import { counter, gauge } from '../helpers/metrics.ts';
+import { authenticated, submit, type Reply } from '../helpers/smtp.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const BOB = `bob@${DOMAIN}`;
 const CAROL = `carol@${DOMAIN}`;
 
 /** One authenticated message; the reply that ended it (DATA's own reply when DATA is refused). */
-async function attempt(box: Instance, user: string, recipients: string[], subject: string, password = PASSWORD): Promise<Reply> {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  try {
-    await client.ehlo();
-    await client.starttls();
-    const auth = await client.authPlain(user, password);
-    assert.equal(auth.code, 235, auth.text);
-    return (await client.send(user, recipients, message(user, recipients[0]!, subject))).final;
-  } finally {
-    await client.quit();
-  }
-}
+const attempt = (box: Instance, user: string, recipients: string[], subject: string, password = PASSWORD): Promise<Reply> => submit(box.ports, user, recipients, subject, { password });
 
 async function metrics(box: Instance): Promise<string> {
   const text = await (await fetch(box.url('/metrics'))).text();
   box.bodies.push(text);
   return text;
-}
-
-function value(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
-  const line = text.split('\n').find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && wanted.every((w) => l.includes(w)));
-  return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
 }
 
 const outside = (n: number) => Array.from({ length: n }, (_, i) => `r${i}@outside.example`);
@@ -64,8 +48,8 @@ describe('per-user sending limits', () => {
     const event = await waitFor('the rate_limited event', 10_000, () => box.logs().find((l) => l.event === 'rate_limited' && l.user === ALICE));
     assert.equal(event.limit, 'messages_per_hour');
     const text = await metrics(box);
-    assert.equal(value(text, 'relaybox_rate_limited_total', { limit: 'messages_per_hour' }), 1);
-    await waitFor('the rejection in the metrics', 10_000, async () => value(await metrics(box), 'relaybox_smtp_rejections_total', { reason: 'rate_limited' }) >= 1 || undefined);
+    assert.equal(gauge(text, 'relaybox_rate_limited_total', { limit: 'messages_per_hour' }), 1, 'counted (the series must exist)');
+    await waitFor('the rejection in the metrics', 10_000, async () => counter(await metrics(box), 'relaybox_smtp_rejections_total', { reason: 'rate_limited' }) >= 1 || undefined);
     assert.doesNotMatch(text, /@relaybox\.test|@outside\.example/, 'no addresses in metrics');
   });
 
@@ -79,10 +63,8 @@ describe('per-user sending limits', () => {
 
   test('the policy service killed (the supervisor, with -9): 451 4.3.5, never acceptance; counters survive the restart', async () => {
     const before = box.sink.messages().length;
-    const { client } = await SmtpClient.connect(box.ports.submission);
-    await client.ehlo();
-    await client.starttls();
-    assert.equal((await client.authPlain(CAROL, PASSWORD)).code, 235);
+    const { client, auth } = await authenticated(box.ports, CAROL);
+    assert.equal(auth.code, 235);
     assert.equal((await client.cmd(`MAIL FROM:<${CAROL}>`)).code, 250);
     assert.equal((await client.cmd('RCPT TO:<x@outside.example>')).code, 250);
     box.child?.kill('SIGKILL');
@@ -142,15 +124,15 @@ describe('compromised-account circuit breaker', () => {
     const event = await waitFor('user_suspended', 10_000, () => box.logs().find((l) => l.event === 'user_suspended' && l.user === ALICE));
     assert.equal(event.held, 2);
     const text = await metrics(box);
-    assert.equal(value(text, 'relaybox_queue_messages', { queue: 'hold' }), 2);
-    assert.equal(value(text, 'relaybox_users_suspended'), 1);
+    assert.equal(gauge(text, 'relaybox_queue_messages', { queue: 'hold' }), 2);
+    assert.equal(gauge(text, 'relaybox_users_suspended'), 1);
     assert.equal((await attempt(box, BOB, outside(1), 'bob-unaffected')).code, 250);
 
     assert.equal(await box.stop(), 0);
     const suspensions = box.logs().filter((l) => l.event === 'user_suspended').length;
     box.launch();
     await box.waitReady();
-    assert.equal(value(await metrics(box), 'relaybox_users_suspended'), 1, 'the suspension was kept');
+    assert.equal(gauge(await metrics(box), 'relaybox_users_suspended'), 1, 'the suspension was kept');
     const after = await attempt(box, ALICE, outside(1), 'after-restart');
     assert.equal(after.code, 550, `still suspended after a restart: ${after.text}`);
     assert.equal(box.logs().filter((l) => l.event === 'user_suspended').length, suspensions, 'the kept suspension, not a new one');

@@ -2,52 +2,19 @@
 // a taken port is diagnosed, SIGTERM leaves nothing running.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { DOMAIN, Instance, PASSWORD, processesIn, runCli, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, Instance, processesIn, runCli, waitFor } from '../helpers/instance.ts';
+import { maildirOf } from '../helpers/files.ts';
+import { queueCounts } from '../helpers/queue.ts';
 import { ReadyWatch } from '../helpers/ready.ts';
-import { SmtpClient, message } from '../helpers/smtp.ts';
+import { SmtpClient, authWorks as authWorksFor, message } from '../helpers/smtp.ts';
 
-async function authWorks(box: Instance): Promise<boolean> {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  try {
-    await client.ehlo();
-    await client.starttls();
-    return (await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code === 235;
-  } finally {
-    await client.quit();
-  }
-}
+const authWorks = (box: Instance) => authWorksFor(box.ports, `alice@${DOMAIN}`);
+const authWorksImplicitTls = (box: Instance) => authWorksFor(box.ports, `alice@${DOMAIN}`, { implicitTls: true, timeoutMs: 3000 });
 
-async function authWorksImplicitTls(box: Instance): Promise<boolean> {
-  const { client } = await SmtpClient.connect(box.ports.submissions, { tls: true, timeoutMs: 3000 });
-  try {
-    await client.ehlo();
-    return (await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code === 235;
-  } finally {
-    await client.quit();
-  }
-}
-
-function countDeferred(box: Instance): number {
-  const walk = (dir: string): number => {
-    try {
-      return readdirSync(dir, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? walk(`${dir}/${e.name}`) : 1), 0);
-    } catch {
-      return 0;
-    }
-  };
-  return walk(`${box.stateDir}/queue/deferred`);
-}
-
-function mailboxFiles(box: Instance, user: string): string[] {
-  const dir = `${box.stateDir}/mail/${DOMAIN}/${user}/Maildir/new`;
-  try {
-    return readdirSync(dir).map((name) => readFileSync(`${dir}/${name}`, 'utf8'));
-  } catch {
-    return [];
-  }
-}
+const countDeferred = (box: Instance) => queueCounts(`${box.stateDir}/queue`).deferred;
+const mailboxFiles = (box: Instance, user: string) => maildirOf(box.stateDir, DOMAIN, user);
 
 async function readyStatus(box: Instance): Promise<number> {
   try {
@@ -112,24 +79,20 @@ describe('supervision', () => {
     assert.ok(!health.text.includes('$6$') && !ready.text.includes('$6$'));
   });
 
-  test('kill -9 of the Dovecot master: /ready recovers and AUTH works again', async (t) => {
-    const pid = Number(readFileSync(`${box.stateDir}/run/master.pid`, 'utf8'));
-    const { body } = await box.get('/health');
-    const restarts = (body.daemons as Record<string, { restarts: number }>).dovecot!.restarts;
-    const { ms, down } = await killAndRecover(box, pid, restarts, 'dovecot');
-    t.diagnostic(`Dovecot master killed: ready again after ${ms} ms (${down} answers of 503 meanwhile)`);
-    assert.ok(await authWorks(box));
-    assert.ok(box.logs().some((l) => l.event === 'daemon_exit' && l.daemon === 'dovecot'));
-  });
-
-  test('kill -9 of the Postfix master: /ready recovers and AUTH works again', async (t) => {
-    const pid = Number(readFileSync(`${box.stateDir}/queue/pid/master.pid`, 'utf8'));
-    const { body } = await box.get('/health');
-    const restarts = (body.daemons as Record<string, { restarts: number }>).postfix!.restarts;
-    const { ms, down } = await killAndRecover(box, pid, restarts, 'postfix');
-    t.diagnostic(`Postfix master killed: ready again after ${ms} ms (${down} answers of 503 meanwhile)`);
-    assert.ok(await authWorks(box));
-  });
+  for (const { daemon, label, pidFile } of [
+    { daemon: 'dovecot', label: 'Dovecot', pidFile: 'run/master.pid' },
+    { daemon: 'postfix', label: 'Postfix', pidFile: 'queue/pid/master.pid' },
+  ] as const) {
+    test(`kill -9 of the ${label} master: /ready recovers and AUTH works again`, async (t) => {
+      const pid = Number(readFileSync(`${box.stateDir}/${pidFile}`, 'utf8'));
+      const { body } = await box.get('/health');
+      const restarts = (body.daemons as Record<string, { restarts: number }>)[daemon]!.restarts;
+      const { ms, down } = await killAndRecover(box, pid, restarts, daemon);
+      t.diagnostic(`${label} master killed: ready again after ${ms} ms (${down} answers of 503 meanwhile)`);
+      assert.ok(await authWorks(box));
+      assert.ok(box.logs().some((l) => l.event === 'daemon_exit' && l.daemon === daemon), `no daemon_exit for ${daemon}`);
+    });
+  }
 
   test('a deleted auth socket is detected (/ready 503) and healed', async () => {
     rmSync(`${box.stateDir}/queue/private/auth`);
@@ -243,8 +206,15 @@ describe('a Dovecot outage', () => {
       await client.quit();
       assert.equal(final.code, 250, final.text);
       await waitFor('the delivery to be deferred', 15_000, () => (countDeferred(box) > 0 ? true : undefined), 100);
-      // Longer than the 4 s after which a failing check of its own gets a daemon restarted.
-      await new Promise((resolve) => setTimeout(resolve, 6000));
+      // The outage lasts until /ready has blamed Dovecot for 465 over a stretch longer than the 4 s after
+      // which a failing check of its own gets a daemon restarted (seen in /ready's answers, not slept).
+      const watch = new ReadyWatch(box.url('/ready'));
+      const blamedFor = () => {
+        const blaming = watch.answers.filter((a) => a.body?.checks?.[`submissions:${box.ports.submissions}`]?.cause?.startsWith('dovecot'));
+        return blaming.length > 1 ? blaming.at(-1)!.at - blaming[0]!.at : 0;
+      };
+      await waitFor('/ready blaming Dovecot for 465 over more than 4.5 s', 20_000, () => blamedFor() > 4500 || undefined, 100).finally(() => watch.stop());
+      assert.ok(!box.logs().some((l) => l.event === 'daemon_restart' && l.daemon === 'postfix'), 'Postfix was restarted during the Dovecot outage');
       writeFileSync(conf, good);
       await waitFor('Dovecot to run again', 20_000, async () => {
         const { body } = await box.get('/health');

@@ -11,14 +11,41 @@ function errorsFor(env: Record<string, string>): string[] {
   return result.ok ? [] : result.errors;
 }
 
-test('a NUL, a carriage return or a line break in any variable is refused, naming it, without showing the value', () => {
-  for (const { name, list } of envReference()) {
+const reference = envReference();
+const lists = reference.filter(({ list }) => list === true);
+
+test('the reference the hostile checks loop over is the whole schema', () => {
+  assert.ok(reference.length >= 60, `only ${reference.length} variables in envReference()`);
+  assert.ok(lists.length >= 10, `only ${lists.length} list variables`);
+  assert.ok(lists.some(({ name }) => name === 'MAIL_USERS') && reference.some(({ name }) => name === 'RELAY_PASSWORD'));
+});
+
+test('a NUL, a carriage return or a line break in any single-value variable is refused, naming it, without showing the value', () => {
+  let checked = 0;
+  for (const { name, list } of reference) {
     for (const bad of ['before\0after', 'before\rafter\r\nmore', 'before\nafter']) {
+      if (list && !bad.includes('\0')) continue; // lists: the next test
       const errors = errorsFor({ [name]: bad });
       const named = errors.filter((e) => e.startsWith(`${name}:`) || e.startsWith(`${name}=`));
-      if (list && !bad.includes('\0')) continue; // lists take line breaks as separators; their entries are validated
       assert.ok(named.length > 0, `${name}=${JSON.stringify(bad)} was accepted: ${errors.join('; ')}`);
       assert.ok(named.every((e) => !e.includes('after')), `${name}: the value was shown: ${named.join('; ')}`);
+      checked += 1;
+    }
+  }
+  assert.ok(checked >= reference.length, `${checked} cases checked`);
+});
+
+test('in a list variable a line break only separates entries: refused entry by entry, or accepted with no CR or LF left in the config', () => {
+  for (const { name } of lists) {
+    for (const bad of ['before\rafter\r\nmore', 'before\nafter', 'before\rafter']) {
+      const result = loadConfig({ ...BASE, [name]: bad });
+      if (result.ok) {
+        assert.doesNotMatch(JSON.stringify(result.config), /\\[rn]/, `${name}=${JSON.stringify(bad)}: a CR or LF reached the config`);
+      } else {
+        const named = result.errors.filter((e) => e.startsWith(`${name}:`) || e.startsWith(`${name}=`));
+        assert.ok(named.length > 0, `${name}: refused without naming it: ${result.errors.join('; ')}`);
+        assert.ok(result.errors.every((e) => !/[\r\n]/.test(e)), `${name}: an error line carries a raw line break: ${JSON.stringify(result.errors)}`);
+      }
     }
   }
 });

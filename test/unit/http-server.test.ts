@@ -2,6 +2,7 @@
 // declares a schema is refused at start instead of going unvalidated.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
 import { buildHttpServer, type StatusView } from '../../src/http/server.ts';
 
 const view: StatusView = {
@@ -21,6 +22,12 @@ test('the routes answer JSON without a schema compiler', async () => {
   assert.equal(ready.statusCode, 503);
   assert.deepEqual(JSON.parse(ready.body).failing, ['postfix: starting']);
   await app.close();
+  // fastify is CommonJS: every module it loaded is in the require cache this process shares.
+  const loaded = Object.keys(createRequire(import.meta.url).cache);
+  assert.ok(loaded.some((path) => /\/node_modules\/fastify\/fastify\.js$/.test(path)), 'fastify itself is in the cache (the check below can see what it loads)');
+  // fastify's precompiled error serializer needs only fast-json-stringify/lib/serializer.js, not the compiler.
+  const compilers = loaded.filter((path) => /\/node_modules\/(ajv\/|ajv-formats\/|fast-json-stringify\/index\.js|@fastify\/ajv-compiler\/|@fastify\/fast-json-stringify-compiler\/)/.test(path));
+  assert.deepEqual(compilers, [], 'a schema compiler was loaded');
 });
 
 test('a route with a schema is refused at start (no validator is loaded to honour it)', async () => {
