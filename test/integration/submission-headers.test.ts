@@ -177,8 +177,9 @@ describe('send-as rights follow a reload', () => {
     try {
       assert.equal((await submit(box, alice, alice, mail(`Support <${support}>`, 'support-before'))).code, 550);
       writeFileSync(aliasesFile, `${support}:${alice}\n`);
-      await waitFor('the alias to take effect', 20_000, async () => ((await submit(box, alice, alice, mail(`Support <${support}>`, `support-after-${Date.now()}`))).code === 250 ? true : undefined), 500);
-      assert.equal((await submit(box, alice, support, mail(`Support <${support}>`, 'support-envelope'))).code, 250);
+      // Postfix's smtpd processes take the new envelope table as they are replaced after the reload.
+      await waitFor('the alias to take effect', 20_000, async () => ((await submit(box, alice, support, mail(`Support <${support}>`, `support-after-${Date.now()}`)).catch(() => ({ code: 0 }))).code === 250 ? true : undefined), 500);
+      assert.equal((await submit(box, alice, alice, mail(`Support <${support}>`, 'support-header-only'))).code, 250);
       assert.equal((await submit(box, `bob@${DOMAIN}`, `bob@${DOMAIN}`, mail(`<${support}>`, 'bob-as-support'))).code, 550);
     } finally {
       await box.destroy();
