@@ -2,7 +2,8 @@
 // accepting mail while it is down (deliveries wait, deferred as "dns"), so it does not hold up /ready.
 import { rmSync } from 'node:fs';
 import { commandName } from '../host/processes.ts';
-import { probeDns } from '../protocol/dns-probe.ts';
+import type { Logger } from 'pino';
+import { askHeader, DNS_TYPES, probeDns } from '../protocol/dns-probe.ts';
 import { pollUntil } from './daemon.ts';
 import type { DaemonContext, DaemonDeclaration } from './declaration.ts';
 import type { DaemonLogLine, Level } from './log-line.ts';
@@ -18,6 +19,24 @@ export function parseUnboundLine(line: string): DaemonLogLine {
   // A bogus answer (broken signatures, a stripped chain): what a DANE failure looks like from here.
   const level = /validation failure|bogus/i.test(msg) ? 'warn' : (LEVELS[match[2]!] ?? 'info');
   return { level, program: 'unbound', pid: Number(match[1]), msg };
+}
+
+/** The zone the trust anchor is for: the root, or the owner of DNSSEC_TRUST_ANCHOR_FILE's first record. */
+function anchorZone(records: string | undefined): string {
+  return records?.split('\n').map((line) => line.trim()).find((line) => line !== '' && !line.startsWith(';'))?.split(/\s+/)[0] ?? '.';
+}
+
+/**
+ * Once started: can it validate at all? Forwarders that strip DNSSEC records (or no DNS reachable)
+ * make every answer bogus and every delivery wait; said once, plainly, instead of only per lookup.
+ */
+async function checkValidation(address: string, zone: string, log: Logger): Promise<void> {
+  const answer = await askHeader(address, 53, zone, DNS_TYPES.DNSKEY, 10_000).catch(() => undefined);
+  if (answer && answer.rcode === 0 && answer.ad) return;
+  log.warn(
+    { event: 'resolver_not_validating', zone },
+    `the resolver cannot validate the trust anchor's zone ${zone} (no signed DNSKEY answer): every lookup fails and direct delivery waits. Use DNS_SERVERS that pass DNSSEC records, or RESOLVER=system`,
+  );
 }
 
 export function unbound({ config, paths }: DaemonContext): DaemonDeclaration | undefined {
@@ -40,6 +59,7 @@ export function unbound({ config, paths }: DaemonContext): DaemonDeclaration | u
     // Only a cache in memory to lose.
     stop: { gracefully: async (pid) => void process.kill(pid, 'SIGTERM'), graceMs: 2000 },
     extraGroups: () => [],
+    afterStart: (log) => checkValidation(address, anchorZone(config.resolver!.trustAnchor.records), log),
     orphan: { pidFile: paths.unboundPid, ours: (pid) => commandName(pid).includes(paths.unboundConf) },
   };
 }

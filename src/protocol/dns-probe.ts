@@ -5,7 +5,7 @@ import { createSocket } from 'node:dgram';
 import { randomInt } from 'node:crypto';
 import type { ProbeResult } from './probes.ts';
 
-export const DNS_TYPES = { A: 1, MX: 15, TXT: 16, TLSA: 52 } as const;
+export const DNS_TYPES = { A: 1, MX: 15, TXT: 16, DNSKEY: 48, TLSA: 52 } as const;
 
 export interface DnsHeader {
   rcode: number;

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { DnssecLab, tlsaFor } from '../helpers/dnssec-lab.ts';
+import { DnsServer } from '../helpers/dns-server.ts';
 import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
 import { counter, scrape } from '../helpers/metrics.ts';
 import { receivedWith, startMx } from '../helpers/mx-host.ts';
@@ -142,6 +143,7 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     assert.match(mainCf, /^smtp_tls_security_level = dane$/m);
     assert.match(mainCf, /^smtp_dns_support_level = dnssec$/m);
     assert.equal(readFileSync(`${box.stateDir}/queue/etc/resolv.conf`, 'utf8').match(/^nameserver (.*)$/m)?.[1], RESOLVER_ADDRESS);
+
   });
 
   test('(a) TLSA matches the MX certificate: delivered over TLS, logged as DANE-verified, DANE ahead of MTA-STS', async () => {
@@ -231,5 +233,31 @@ describe('DANE on direct delivery (signed zone on loopback, unbound validating)'
     await submit(box, 'again@good.dane.test', 'dane-after-restart');
     const received = await waitFor('the MX to receive the message', 30_000, () => receivedWith(mx.good!, 'dane-after-restart'), 100);
     assert.equal(received.tls, true);
+    assert.ok(!box.logs().some((l) => l.event === 'resolver_not_validating'), "the anchor's zone validated at start: no warning");
+  });
+});
+
+describe('a forwarder that strips DNSSEC, with the root as the anchor', () => {
+  let dns: DnsServer;
+  let box: Instance;
+  before(async () => {
+    dns = await DnsServer.start();
+    dns.set('stripped.example', { MX: [[10, 'mx.stripped.example']] });
+    dns.set('mx.stripped.example', { A: ['127.0.0.213'] });
+    box = await Instance.start({ RELAY_HOST: '', SPAM_FILTER: 'off', MTA_STS: 'off', DNS_SERVERS: dns.address, RESOLVER_ADDRESS: `127.0.0.${191 + (process.pid % 8)}` });
+  });
+  after(async () => {
+    await box?.destroy();
+    await dns?.stop();
+  });
+
+  test('is said once at start, and mail waits (deferred as dns) instead of going out unprotected', async () => {
+    const warning = await waitFor('the warning', 20_000, () => box.logs().find((l) => l.event === 'resolver_not_validating'), 100);
+    assert.equal(warning.zone, '.');
+    assert.match(String(warning.msg), /RESOLVER=system/);
+    await submit(box, 'user@stripped.example', 'stripped');
+    const line = await waitFor('the deferral', 30_000, () => deferral(box, 'user@stripped.example'), 100);
+    assert.match(String(line.msg), /Host or domain name not found|Name service error/);
+    await waitFor('the deferral counted', 10_000, async () => counter(await scrape(box.url('/metrics')), 'relaybox_deliveries_deferred_total', { destination: 'upstream', reason: 'dns' }) >= 1 || undefined);
   });
 });
