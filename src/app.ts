@@ -4,6 +4,7 @@
 import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import { Appliance } from './appliance/appliance.ts';
+import { controlSurface, operationsFor } from './appliance/operations-surface.ts';
 import { statusSurface } from './appliance/status-surface.ts';
 import type { Config } from './config/schema.ts';
 import { declareDaemons } from './daemons/index.ts';
@@ -30,7 +31,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
   await appliance.defend();
   appliance.startDaemons(declarations);
   // Meanwhile: what is served.
-  await appliance.serve([await statusSurface(appliance)]);
+  const operations = operationsFor(appliance);
+  await appliance.serve([await statusSurface(appliance), await controlSurface(appliance, operations)]);
   const started = await appliance.awaitStarted();
   if (!started.ok) return started.code;
   appliance.afterStart();

@@ -44,7 +44,7 @@ export class AbuseDefences {
   private suspendedCount = 0;
   readonly bans: AuthBans;
   readonly gateways: GatewayWatch;
-  private readonly sending: SendLimits | undefined;
+  readonly sending: SendLimits | undefined;
   private readonly policy: PolicyService | undefined;
   private readonly authPolicy: AuthPolicyServer | undefined;
   private readonly paths: StatePaths;

@@ -52,6 +52,10 @@ export class Appliance {
   /** Resolves once prom-client is loaded, after the first ready verdict (a scrape before waits for it). */
   counting!: Promise<Metrics>;
   private metrics: Metrics | undefined;
+  /** Operator actions made before prom-client was loaded, counted once it is. */
+  private readonly earlyActions: string[] = [];
+  /** Age of the oldest queued message, for /metrics (set by the operations surface). */
+  oldestQueuedSeconds: (() => Promise<number>) | undefined;
   private readonly surfaces: Surface[] = [];
   private starting!: Promise<void>;
   private stopping: Promise<number> | undefined;
@@ -118,12 +122,20 @@ export class Appliance {
         queueDir: this.paths.queue,
         certFile: () => this.rendered.tls.certFile,
         strandedMessages: () => strandedMessages(this.paths),
+        oldestQueuedSeconds: () => this.oldestQueuedSeconds?.() ?? Promise.resolve(0),
       });
       for (const line of early.splice(0)) counted.observe(line);
+      for (const action of this.earlyActions.splice(0)) counted.adminAction(action);
       this.metrics = counted;
       return counted;
     })();
     this.counting.catch(() => undefined);
+  }
+
+  /** One operator action, in relaybox_admin_actions_total. */
+  countAdminAction(action: string): void {
+    if (this.metrics) this.metrics.adminAction(action);
+    else this.earlyActions.push(action);
   }
 
   /** While a relay drains, /ready says so: the Services stop sending it clients and peers. */

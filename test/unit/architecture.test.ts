@@ -30,6 +30,7 @@ const STAGES: Record<string, number> = {
   appliance: 9,
   'app.ts': 10,
   'cli.ts': 11,
+  cli: 11,
 };
 
 function sourceFiles(dir = SRC): string[] {
