@@ -29,7 +29,8 @@ class Usage extends Error {}
 const FILTER_OPTIONS = { state: { type: 'string' }, sender: { type: 'string' }, recipient: { type: 'string' }, user: { type: 'string' }, 'older-than': { type: 'string' }, 'newer-than': { type: 'string' } } as const;
 const COMMON = { json: { type: 'boolean', default: false }, 'state-dir': { type: 'string' } } as const;
 
-type Request = { method: 'GET' | 'POST' | 'DELETE'; path: string; body?: unknown; render: (answer: any) => string }; // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Request = { method: 'GET' | 'POST' | 'DELETE'; path: string; body?: unknown; render: (answer: any) => string; exit?: (answer: any) => number };
 
 type Options = Record<string, { type: 'string' | 'boolean'; default?: boolean }>;
 
@@ -121,7 +122,9 @@ function dkimRequest(sub: string, args: string[]): { request: Request; json: boo
         : step === 'retire'
           ? `${a.domain}: retired ${a.retired.join(', ')}; remove their records from DNS`
           : `${a.domain}: rotation cancelled (${a.cancelled} deleted)`;
-  return { ...base, request: { method: 'POST', path: `${API}/dkim/${one(positionals, 'domain')}/${step}`, body, render } };
+  // A verify that found the record missing or wrong switched nothing: exit 1, so a script can wait on it.
+  const exit = (a: { switched?: boolean }) => (step === 'verify' && !a.switched ? 1 : 0);
+  return { ...base, request: { method: 'POST', path: `${API}/dkim/${one(positionals, 'domain')}/${step}`, body, render, exit } };
 }
 
 const BUILDERS: Record<string, (sub: string, args: string[]) => { request: Request; json: boolean; stateDir?: string }> = {
@@ -156,7 +159,7 @@ export async function adminCommand(command: string, args: string[], out: (text: 
     const { status, body } = await control(socket, built.request.method, built.request.path, built.request.body);
     if (status >= 200 && status < 300) {
       out(built.json ? JSON.stringify(body, null, 2) : built.request.render(body));
-      return 0;
+      return built.request.exit?.(body) ?? 0;
     }
     const message = (body as { error?: string }).error ?? `HTTP ${status}`;
     if (built.json) out(JSON.stringify(body, null, 2));
