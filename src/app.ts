@@ -4,13 +4,14 @@
 import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import { Appliance } from './appliance/appliance.ts';
+import { adminSurface } from './appliance/admin-surface.ts';
 import { controlSurface, operationsFor } from './appliance/operations-surface.ts';
 import { statusSurface } from './appliance/status-surface.ts';
 import type { Config } from './config/schema.ts';
 import { declareDaemons } from './daemons/index.ts';
 import { EXIT_CONFIG } from './exit.ts';
 import { endOrphans } from './host/orphans.ts';
-import { portProblems } from './host/ports.ts';
+import { bindProblem, portProblems } from './host/ports.ts';
 import { statePaths } from './render/paths.ts';
 
 export async function run(config: Config, root: Logger): Promise<number> {
@@ -21,6 +22,7 @@ export async function run(config: Config, root: Logger): Promise<number> {
   // The host: nothing left over from an earlier start, every port free.
   if (existsSync(config.stateDir)) await endOrphans(declarations.flatMap((d) => d.orphan ?? []), log);
   const problems = await portProblems(config.ports, config.bindAddress);
+  if (config.admin) problems.push(...(await bindProblem('PORT_ADMIN', config.admin.port, config.admin.bindAddress)));
   for (const problem of problems) {
     log.fatal({ event: 'port_in_use' }, problem);
     process.stderr.write(`relaybox: ${problem}\n`);
@@ -32,7 +34,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
   appliance.startDaemons(declarations);
   // Meanwhile: what is served.
   const operations = operationsFor(appliance);
-  await appliance.serve([await statusSurface(appliance), await controlSurface(appliance, operations)]);
+  const admin = await adminSurface(appliance, operations);
+  await appliance.serve([await statusSurface(appliance), await controlSurface(appliance, operations), ...(admin ? [admin] : [])]);
   const started = await appliance.awaitStarted();
   if (!started.ok) return started.code;
   appliance.afterStart();

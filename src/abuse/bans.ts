@@ -160,8 +160,13 @@ export class AuthBans {
 
   observe(line: DaemonLogLine, now = Date.now()): void {
     const found = authFailure(line);
-    const failure = found && { ...found, address: plainAddress(found.address) };
-    if (!failure || this.settings.threshold === 0 || isIP(failure.address) === 0 || this.banned.has(failure.address)) return;
+    if (found) this.failed(found.address, found.count, now);
+  }
+
+  /** Failed authentications of one address (a daemon's log line, or a failed admin login). */
+  failed(address: string, count = 1, now = Date.now()): void {
+    const failure = { address: plainAddress(address), count };
+    if (this.settings.threshold === 0 || isIP(failure.address) === 0 || this.banned.has(failure.address)) return;
     if (this.exempt(failure.address)) {
       this.spare(failure.address);
       return;
