@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'relaybox-test: %s\n' "$*"; }
 
-packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server openssl ca-certificates tini debootstrap docker.io docker-compose)
+packages=(postfix dovecot-core dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server openssl ca-certificates tini debootstrap docker.io docker-compose chromium prometheus)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

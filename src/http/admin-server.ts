@@ -94,5 +94,6 @@ export function buildAdminServer(view: AdminView) {
   registerOperationRoutes(app, view.ops, (request) => actors.get(request) ?? { who: 'unknown', via: request.ip });
 
   for (const [path, asset] of Object.entries(CONSOLE_ASSETS)) app.get(path, async (_request, reply) => reply.type(asset.type).send(asset.body));
+  app.get('/favicon.ico', async (_request, reply) => reply.code(204).send());
   return app;
 }
