@@ -25,7 +25,7 @@ export function renderQueue(answer: Any): string {
   const messages = answer.messages as Any[];
   const rows = messages.map((m) => [m.id, m.state, age(m.ageSeconds), String(m.size), m.sender || '<>', (m.recipients as Any[]).map((r) => r.address).join(','), m.reason ?? '']);
   const s = answer.summary as Any;
-  const counts = `${messages.length} shown; queue: ${s.total} (${Object.entries(s.byState as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+  const counts = `${messages.length} shown; queue of replica ${answer.replica}: ${s.total} (${Object.entries(s.byState as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')})`;
   return messages.length === 0 ? `no message matches; ${counts}` : `${table(['ID', 'STATE', 'AGE', 'SIZE', 'SENDER', 'RECIPIENTS', 'LAST DEFERRAL'], rows)}\n${counts}`;
 }
 

@@ -54,7 +54,8 @@ function filterFrom(from: Body) {
 export function registerOperationRoutes(app: FastifyInstance, ops: Operations, actorOf: (request: FastifyRequest) => Actor): void {
   app.get(`${API}/status`, (_request, reply) => answer(reply, () => ops.status()));
 
-  app.get(`${API}/queue`, (request, reply) => answer(reply, () => ops.queue.list(parseQueueFilter(request.query as Record<string, string>))));
+  // Each relay replica has its own queue: the answer says whose it is.
+  app.get(`${API}/queue`, (request, reply) => answer(reply, async () => ({ replica: ops.replica, ...(await ops.queue.list(parseQueueFilter(request.query as Record<string, string>))) })));
   app.get(`${API}/queue/:id`, (request, reply) =>
     answer(reply, () => {
       const { id } = request.params as { id: string };

@@ -48,6 +48,11 @@ export class Operations {
     this.dkim = new DkimOperations(context.config, context.paths, context.resign, audit);
   }
 
+  /** The replica whose queue and daemons these are (bans and suspensions are shared with REDIS_URL). */
+  get replica(): string {
+    return this.context.replica;
+  }
+
   observe(line: DaemonLogLine): void {
     this.accounts.observe(line);
   }
