@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { LoadResult } from './config/load.ts';
 import { HASH_SCHEMES } from './config/values.ts';
 import { EXIT_CONFIG, EXIT_FAILURE } from './exit.ts';
-import { ADMIN_COMMANDS, ADMIN_USAGE } from './cli/admin-commands.ts';
+import { ADMIN_USAGE } from './cli/usage.ts';
 
 // Compiled code of the modules kept across starts (~30 ms of each); the image ships it made
 // (NODE_COMPILE_CACHE). Everything below is imported after this, so all of it is cached.
@@ -28,7 +28,7 @@ const USAGE = `usage: relaybox <command>
                               make DKIM keys DIR/<domain>.<selector>.key for DKIM_KEY_DIR (a secret), print the records
   env-reference               print the environment variable reference (markdown)
 Operating the running supervisor (its control socket STATE_DIR/control.sock):
-\${ADMIN_USAGE}`;
+${ADMIN_USAGE}`;
 
 function fail(lines: string[], code = EXIT_CONFIG): never {
   for (const line of lines) process.stderr.write(`relaybox: ${line}\n`);

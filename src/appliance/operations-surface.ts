@@ -5,6 +5,8 @@ import { Operations } from '../operations/operations.ts';
 import { queueSummary } from '../operations/queue-read.ts';
 import type { Appliance, Surface } from './appliance.ts';
 
+const OLDEST_EVERY_MS = 10_000;
+
 export function operationsFor(app: Appliance): Operations {
   const ops = new Operations({
     config: () => app.rendered.config,
@@ -22,7 +24,12 @@ export function operationsFor(app: Appliance): Operations {
     replica: process.env.HOSTNAME || hostname(),
   });
   app.daemons.onLogLine((_daemon, line) => ops.observe(line));
-  app.oldestQueuedSeconds = async () => queueSummary(await ops.queue.reader.all()).oldestSeconds;
+  // postqueue -j at most every 10 s, however often /metrics is scraped (a large queue costs CPU to list).
+  let oldest: { at: number; value: Promise<number> } | undefined;
+  app.oldestQueuedSeconds = () => {
+    if (!oldest || Date.now() - oldest.at > OLDEST_EVERY_MS) oldest = { at: Date.now(), value: ops.queue.reader.all().then((messages) => queueSummary(messages).oldestSeconds) };
+    return oldest.value;
+  };
   return ops;
 }
 

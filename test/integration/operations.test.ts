@@ -124,6 +124,7 @@ describe('operations: queue, bans and accounts from the CLI', () => {
     assert.equal(status.json.bans, 0);
     assert.equal(status.json.ready, true);
     assert.match((await cli(box, ['status'])).stdout, /^replica \S+ \(ROLE=all, mail\.relaybox\.test\): ready/);
+    assert.match((await cli(box, ['--help'])).stdout, /^  queue hold\|release\|delete\|retry \(ID\.\.\. \| FILTERS \| --all\)$/m, 'the usage lists the admin commands');
   });
 
   test('a ban lifted lets the address log in again on SMTP and on IMAP', async () => {
