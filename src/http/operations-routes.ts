@@ -98,6 +98,7 @@ export function registerOperationRoutes(app: FastifyInstance, ops: Operations, a
   );
   app.delete(`${API}/bans/:address`, (request, reply) => answer(reply, () => ops.bans.lift((request.params as { address: string }).address, actorOf(request))));
 
+  app.get(`${API}/dns`, (_request, reply) => answer(reply, () => ops.dns()));
   app.get(`${API}/dkim`, (_request, reply) => answer(reply, () => ops.dkim.list()));
   app.post(`${API}/dkim/:domain/:step`, (request, reply) =>
     answer(reply, () => {

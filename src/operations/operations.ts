@@ -13,6 +13,7 @@ import { AccountOperations } from './accounts.ts';
 import { Audit } from './audit.ts';
 import { BanOperations } from './bans.ts';
 import { DkimOperations } from './dkim.ts';
+import { dnsRecords } from './dns.ts';
 import { QueueOperations } from './queue.ts';
 import { queueSummary } from './queue-read.ts';
 
@@ -55,6 +56,11 @@ export class Operations {
 
   observe(line: DaemonLogLine): void {
     this.accounts.observe(line);
+  }
+
+  /** Every record to publish, with what DNS answers for it. */
+  dns() {
+    return dnsRecords(this.context.config(), this.context.paths);
   }
 
   /** What this replica runs, whether it is ready, and what is queued, banned and suspended. */

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { DOMAIN, freePort, Instance, PASSWORD, runCli, waitFor } from '../helpers/instance.ts';
 import { SmtpClient, message } from '../helpers/smtp.ts';
+import { DnsServer } from '../helpers/dns-server.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const BANNED = '192.0.2.77';
@@ -31,12 +32,14 @@ describe('web console in chromium', () => {
   let profile: string;
   let context: BrowserContext;
   let page: Page;
+  let dns: DnsServer;
   const problems: string[] = [];
   const foreign: string[] = [];
 
   before(async () => {
     port = await freePort();
-    box = await Instance.start({ ADMIN_USERS: ALICE, PORT_ADMIN: String(port), AUTH_BAN_THRESHOLD: '5' });
+    dns = await DnsServer.start();
+    box = await Instance.start({ ADMIN_USERS: ALICE, PORT_ADMIN: String(port), AUTH_BAN_THRESHOLD: '5', DNS_SERVERS: dns.address });
     profile = mkdtempSync('/tmp/rbt-chromium-');
     context = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
@@ -54,6 +57,7 @@ describe('web console in chromium', () => {
     await context?.close();
     rmSync(profile, { recursive: true, force: true });
     await box.destroy();
+    await dns.stop();
   });
 
   test('a wrong login is refused', async () => {
@@ -107,6 +111,14 @@ describe('web console in chromium', () => {
     await page.click(`button[data-lift="${BANNED}"]`);
     await page.waitForFunction((address) => document.getElementById('notice')!.textContent === `lifted the ban on ${address}`, BANNED);
     assert.equal((await runCli(['bans', 'list'], box.env)).stdout.trim(), 'no bans in force');
+    // The DNS records to publish, with what DNS answers: only the MX is published here.
+    dns.set(DOMAIN, { MX: [[10, `mail.${DOMAIN}`]] });
+    await page.click('nav button[data-tab="dns"]');
+    await page.waitForSelector('#dns-table td code');
+    const rows = await page.$$eval('#dns-table tr', (trs) => trs.map((tr) => Array.from(tr.querySelectorAll('td')).map((td) => td.textContent ?? '')));
+    assert.ok(rows.some((r) => r[0] === DOMAIN && r[1] === 'MX' && /^ok: MX mail\.relaybox\.test$/.test(r[3] ?? '')), JSON.stringify(rows));
+    assert.ok(rows.some((r) => r[0] === `relaybox._domainkey.${DOMAIN}` && /^v=DKIM1; k=rsa; p=/.test(r[2] ?? '') && /^missing/.test(r[3] ?? '')), JSON.stringify(rows));
+    assert.match(await page.textContent('#dkim-list') ?? '', /relaybox\s*signing/);
     assert.deepEqual(foreign, [], 'nothing loaded from elsewhere');
     assert.deepEqual(problems, [], 'no script error and no CSP violation');
   });

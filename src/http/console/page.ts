@@ -62,7 +62,7 @@ export const INDEX_HTML = `<!doctype html>
     </form>
     <table id="bans-table"></table>
   </div>
-  <div id="tab-dns" class="tab" hidden><div id="dkim-list"></div></div>
+  <div id="tab-dns" class="tab" hidden><h3>Records to publish</h3><table id="dns-table"></table><div id="dkim-list"></div></div>
 </main>
 </body>
 </html>

@@ -100,6 +100,12 @@ export const CONSOLE_JS = String.raw`'use strict';
   }
 
   function loadDkim() {
+    call('GET', '/dns').then(function (r) {
+      if (!r.ok) return done(r);
+      table('dns-table', ['Name', 'Type', 'Value', 'In DNS'], r.data.map(function (d) {
+        return [d.name, d.type, el('code', { text: d.value }), el('span', { text: d.status + ': ' + d.detail, class: d.status === 'ok' ? 'ok' : 'bad' })];
+      }));
+    });
     call('GET', '/dkim').then(function (r) {
       var box = $('dkim-list'); box.textContent = '';
       if (!r.ok) return done(r);
