@@ -4,8 +4,6 @@
 import type { Logger } from 'pino';
 import { existsSync } from 'node:fs';
 import { Appliance } from './appliance/appliance.ts';
-import { adminSurface } from './appliance/admin-surface.ts';
-import { controlSurface, operationsFor } from './appliance/operations-surface.ts';
 import { statusSurface } from './appliance/status-surface.ts';
 import type { Config } from './config/schema.ts';
 import { declareDaemons } from './daemons/index.ts';
@@ -32,7 +30,8 @@ export async function run(config: Config, root: Logger): Promise<number> {
   const appliance = new Appliance(config, root);
   await appliance.defend();
   appliance.startDaemons(declarations);
-  // Meanwhile: what is served.
+  // Meanwhile (the daemons run in other processes): what is served, its modules loaded now.
+  const [{ controlSurface, operationsFor }, { adminSurface }] = await Promise.all([import('./appliance/operations-surface.ts'), import('./appliance/admin-surface.ts')]);
   const operations = operationsFor(appliance);
   const admin = await adminSurface(appliance, operations);
   await appliance.serve([await statusSurface(appliance), await controlSurface(appliance, operations), ...(admin ? [admin] : [])]);
