@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
-import { DOMAIN, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, Instance, PASSWORD, runCli, waitFor } from '../helpers/instance.ts';
 import { HANDOFF_PASSWORD, Topology } from '../helpers/replicas.ts';
 import { SmtpClient, message, type Reply } from '../helpers/smtp.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
@@ -127,6 +127,24 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     await waitFor('the ban learnt by the mailbox replica', 10_000, () => events(topology.mailbox, 'ban_learned').find((l) => l.address === ATTACKER), 100);
     assert.equal((await inboxOf(topology.mailbox, ALICE, ATTACKER)).status, 'NO', 'the right password from the banned address, on IMAP');
     assert.equal((await inboxOf(topology.mailbox, ALICE, BYSTANDER)).status, 'OK');
+  });
+
+  test('that ban lifted with `relaybox bans lift` on one relay: the address gets in on every relay and at IMAP on the mailbox replica', async () => {
+    const [first, ...others] = topology.relays as [Instance, ...Instance[]];
+    const status = JSON.parse((await runCli(['status', '--json'], others[0]!.env)).stdout) as { replica: string; sharedState: string };
+    assert.equal(status.sharedState, 'redis', 'the CLI says bans are shared');
+    const lifted = await runCli(['bans', 'lift', ATTACKER], others[0]!.env);
+    assert.equal(lifted.code, 0, lifted.stderr);
+    for (const relay of [first, ...others]) {
+      const greeting = await waitFor(`a greeting again on ${relay.ports.submission}`, 10_000, async () => {
+        const { client, greeting } = await SmtpClient.connect(relay.ports.submission, { localAddress: ATTACKER });
+        client.destroy();
+        return greeting.code === 220 ? greeting : undefined;
+      }, 200);
+      assert.equal(greeting.code, 220);
+    }
+    await waitFor('IMAP login again on the mailbox replica', 10_000, async () => ((await inboxOf(topology.mailbox, ALICE, ATTACKER)).status === 'OK' ? true : undefined), 300);
+    assert.equal((await runCli(['bans', 'list'], first.env)).stdout.trim(), 'no bans in force');
   });
 
   test('a per-user sending limit is counted across the relays', async () => {
