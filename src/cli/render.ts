@@ -26,7 +26,9 @@ export function renderQueue(answer: Any): string {
   const rows = messages.map((m) => [m.id, m.state, age(m.ageSeconds), String(m.size), m.sender || '<>', (m.recipients as Any[]).map((r) => r.address).join(','), m.reason ?? '']);
   const s = answer.summary as Any;
   const counts = `${messages.length} shown; queue of replica ${answer.replica}: ${s.total} (${Object.entries(s.byState as Record<string, number>).map(([k, v]) => `${k} ${v}`).join(', ')})`;
-  return messages.length === 0 ? `no message matches; ${counts}` : `${table(['ID', 'STATE', 'AGE', 'SIZE', 'SENDER', 'RECIPIENTS', 'LAST DEFERRAL'], rows)}\n${counts}`;
+  const destinations = Object.entries(s.byDestination as Record<string, number>).sort((a, b) => b[1] - a[1]);
+  const byDestination = destinations.length > 0 ? `\nby destination: ${destinations.slice(0, 10).map(([domain, n]) => `${domain} ${n}`).join(', ')}${destinations.length > 10 ? ', ...' : ''}` : '';
+  return messages.length === 0 ? `no message matches; ${counts}${byDestination}` : `${table(['ID', 'STATE', 'AGE', 'SIZE', 'SENDER', 'RECIPIENTS', 'LAST DEFERRAL'], rows)}\n${counts}${byDestination}`;
 }
 
 export function renderShown(answer: Any): string {

@@ -59,6 +59,7 @@ describe('operations: queue, bans and accounts from the CLI', () => {
     assert.deepEqual(deferred!.recipients.map((r) => r.address), ['someone@outside.example']);
     const table = await cli(box, ['queue', 'list']);
     assert.match(table.stdout, new RegExp(`^${deferred!.id}\\s+deferred\\s+.*alice@relaybox\\.test\\s+someone@outside\\.example\\s+.*Connection refused`, 'm'));
+    assert.match(table.stdout, /^by destination: outside\.example 1$/m);
 
     const held = await cli(box, ['queue', 'hold', deferred!.id, '--json']);
     assert.equal(held.code, 0, held.stderr);
