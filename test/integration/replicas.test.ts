@@ -159,6 +159,16 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     assert.equal((await submit(second, DAVE, ['x@outside.example'], 'dave-unaffected')).code, 250);
   });
 
+  test('a user suspended with `relaybox users suspend` on one relay may send through none; unsuspended on another, through all', async () => {
+    const [first, second, third] = topology.relays as [Instance, Instance, Instance];
+    const suspended = await runCli(['users', 'suspend', DAVE, '--reason', 'shared suspension test'], second.env);
+    assert.equal(suspended.code, 0, suspended.stderr);
+    for (const relay of [first, second, third]) assert.equal((await submit(relay, DAVE, ['x@outside.example'], 'dave-suspended')).code, 550);
+    const back = await runCli(['users', 'unsuspend', DAVE], third.env);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await submit(first, DAVE, ['x@outside.example'], 'dave-back')).code, 250);
+  });
+
   test('Redis killed: sending limits answer with a temporary error, not "no limit", and /ready says why; Redis back: normal', async () => {
     const relay = topology.relays[1]!;
     await topology.redis.kill();
