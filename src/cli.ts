@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { LoadResult } from './config/load.ts';
 import { HASH_SCHEMES } from './config/values.ts';
 import { EXIT_CONFIG, EXIT_FAILURE } from './exit.ts';
+import { ADMIN_USAGE } from './cli/usage.ts';
 
 // Compiled code of the modules kept across starts (~30 ms of each); the image ships it made
 // (NODE_COMPILE_CACHE). Everything below is imported after this, so all of it is cached.
@@ -26,7 +27,9 @@ const USAGE = `usage: relaybox <command>
                               them up (and fetches the MTA-STS policy) and says what is missing or differs
   dkim-keygen --domain D [--domain D2...] [--selector S] [--bits N] --out DIR
                               make DKIM keys DIR/<domain>.<selector>.key for DKIM_KEY_DIR (a secret), print the records
-  env-reference               print the environment variable reference (markdown)`;
+  env-reference               print the environment variable reference (markdown)
+Operating the running supervisor (its control socket STATE_DIR/control.sock):
+${ADMIN_USAGE}`;
 
 function fail(lines: string[], code = EXIT_CONFIG): never {
   for (const line of lines) process.stderr.write(`relaybox: ${line}\n`);
@@ -134,6 +137,14 @@ async function main(argv: string[]): Promise<void> {
       return dns(args);
     case 'dkim-keygen':
       return dkimKeygen(args);
+    case 'status':
+    case 'queue':
+    case 'users':
+    case 'bans':
+    case 'dkim': {
+      const { adminCommand } = await import('./cli/admin-commands.ts');
+      process.exit(await adminCommand(command, args, (text) => process.stdout.write(`${text}\n`), (text) => process.stderr.write(`${text}\n`)));
+    }
     case 'env-reference': {
       const { renderEnvReference } = await import('./config/reference.ts');
       process.stdout.write(renderEnvReference());

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf 'relaybox-test: %s\n' "$*"; }
 
-packages=(postfix dovecot-core msmtp dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server unbound dns-root-data knot ldnsutils openssl ca-certificates tini debootstrap docker.io docker-compose)
+packages=(postfix dovecot-core msmtp dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server unbound dns-root-data knot ldnsutils openssl ca-certificates tini debootstrap docker.io docker-compose chromium prometheus)
 missing=()
 # Independent clients of the header and signature tests (swaks for SMTP, dkimpy for DKIM).
 packages+=(swaks python3-dkim)

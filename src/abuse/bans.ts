@@ -44,6 +44,8 @@ export class AuthBans {
   private readonly log: Logger;
   private readonly options: BanOptions;
   private readonly spared = new Set<string>();
+  /** Bans known to be in the store: one of these gone from a shared store was lifted on another replica. */
+  private readonly stored = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
 
   /** `putInForce` makes the daemons refuse exactly the given addresses. */
@@ -57,7 +59,11 @@ export class AuthBans {
   /** The bans an earlier run left in the store that have time left; the caller puts them in force. */
   async restore(now = Date.now()): Promise<Array<{ address: string; seconds: number }>> {
     const stored = (await this.options.store?.list('bans')) ?? [];
-    for (const ban of stored) if (ban.until > now && !this.exempt(ban.id)) this.banned.set(ban.id, ban.until);
+    for (const ban of stored) {
+      if (ban.until <= now || this.exempt(ban.id)) continue;
+      this.banned.set(ban.id, ban.until);
+      this.stored.add(ban.id);
+    }
     return [...this.banned].map(([address, until]) => ({ address, seconds: Math.ceil((until - now) / 1000) }));
   }
 
@@ -68,12 +74,18 @@ export class AuthBans {
   async learn(now = Date.now()): Promise<string[]> {
     const stored = (await this.options.store?.list('bans')) ?? [];
     const learned = stored.filter((ban) => ban.until > now && !this.exempt(ban.id) && (this.banned.get(ban.id) ?? 0) < ban.until);
-    if (learned.length === 0) return [];
+    const present = new Set(stored.map((ban) => ban.id));
+    const lifted = [...this.stored].filter((address) => !present.has(address) && this.banned.has(address));
+    for (const address of [...this.stored]) if (!present.has(address)) this.stored.delete(address);
+    if (learned.length === 0 && lifted.length === 0) return [];
     for (const ban of learned) {
       this.banned.set(ban.id, ban.until);
+      this.stored.add(ban.id);
       this.failures.delete(ban.id);
     }
+    for (const address of lifted) this.banned.delete(address);
     await this.apply();
+    for (const address of lifted) this.log.info({ event: 'ban_lifted_elsewhere', address }, `ban on ${address} lifted (by an operator on another replica)`);
     for (const ban of learned) {
       const seconds = Math.ceil((ban.until - now) / 1000);
       this.log.warn({ event: 'ban_learned', address: ban.id, seconds }, `banned ${ban.id} for ${seconds} s: another replica banned it (shared store)`);
@@ -117,10 +129,44 @@ export class AuthBans {
     return [...this.banned.keys()];
   }
 
+  /** Every ban in force here, with when it ends (ms since the epoch). */
+  entries(): Array<{ address: string; until: number }> {
+    return [...this.banned].map(([address, until]) => ({ address, until }));
+  }
+
+  /** Lifts a ban now (an operator): false when the address is not banned. In force once this resolves. */
+  async lift(address: string): Promise<boolean> {
+    const plain = plainAddress(address);
+    if (!this.banned.delete(plain)) return false;
+    this.failures.delete(plain);
+    this.stored.delete(plain);
+    await this.keep(() => this.options.store?.remove('bans', plain));
+    await this.apply();
+    return true;
+  }
+
+  /** Bans an address by hand for `seconds`; refused (false) for an address that is never banned. */
+  async banNow(address: string, seconds: number, now = Date.now()): Promise<boolean> {
+    const plain = plainAddress(address);
+    if (this.exempt(plain)) return false;
+    const until = now + seconds * 1000;
+    this.banned.set(plain, until);
+    this.failures.delete(plain);
+    await this.keep(() => this.options.store?.put('bans', { id: plain, until }));
+    this.stored.add(plain);
+    await this.apply();
+    return true;
+  }
+
   observe(line: DaemonLogLine, now = Date.now()): void {
     const found = authFailure(line);
-    const failure = found && { ...found, address: plainAddress(found.address) };
-    if (!failure || this.settings.threshold === 0 || isIP(failure.address) === 0 || this.banned.has(failure.address)) return;
+    if (found) this.failed(found.address, found.count, now);
+  }
+
+  /** Failed authentications of one address (a daemon's log line, or a failed admin login). */
+  failed(address: string, count = 1, now = Date.now()): void {
+    const failure = { address: plainAddress(address), count };
+    if (this.settings.threshold === 0 || isIP(failure.address) === 0 || this.banned.has(failure.address)) return;
     if (this.exempt(failure.address)) {
       this.spare(failure.address);
       return;
@@ -135,6 +181,7 @@ export class AuthBans {
       this.banned.set(failure.address, until);
       // Logged once Postfix has reloaded the map, i.e. when the ban is in force.
       void this.keep(() => this.options.store?.put('bans', { id: failure.address, until }))
+        .then(() => void this.stored.add(failure.address))
         .then(() => this.apply())
         .then(() =>
           this.log.warn({ event: 'ban', address: failure.address, failures: times.length, seconds: this.settings.durationSeconds }, `banned ${failure.address} for ${this.settings.durationSeconds} s after ${times.length} failed authentications`),
@@ -146,6 +193,7 @@ export class AuthBans {
     const expired = [...this.banned].filter(([, until]) => until <= now).map(([address]) => address);
     for (const address of expired) {
       this.banned.delete(address);
+      this.stored.delete(address);
       await this.keep(() => this.options.store?.remove('bans', address));
     }
     for (const [address, times] of this.failures) {

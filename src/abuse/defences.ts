@@ -53,7 +53,7 @@ export class AbuseDefences {
   readonly bans: AuthBans;
   readonly gateways: GatewayWatch;
   private readonly doubleBounces: DoubleBounceWatch;
-  private readonly sending: SendLimits | undefined;
+  readonly sending: SendLimits | undefined;
   private readonly policy: PolicyService | undefined;
   private readonly authPolicy: AuthPolicyServer | undefined;
   private readonly headerFrom: HeaderFromMilter | undefined;

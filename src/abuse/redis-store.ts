@@ -100,8 +100,8 @@ export class RedisStore implements AbuseStore {
     const lapsed: string[] = [];
     for (const [id, raw] of Object.entries(all)) {
       try {
-        const { until, note } = JSON.parse(String(raw)) as { until?: unknown; note?: unknown };
-        if (typeof until === 'number' && until > now) entries.push({ id, until, ...(typeof note === 'string' ? { note } : {}) });
+        const { until, note, reason } = JSON.parse(String(raw)) as { until?: unknown; note?: unknown; reason?: unknown };
+        if (typeof until === 'number' && until > now) entries.push({ id, until, ...(typeof note === 'string' ? { note } : {}), ...(typeof reason === 'string' ? { reason } : {}) });
         else lapsed.push(id);
       } catch {
         lapsed.push(id);
@@ -112,7 +112,7 @@ export class RedisStore implements AbuseStore {
   }
 
   async put(list: EntryList, entry: StoredEntry): Promise<void> {
-    await this.run(() => this.client.hSet(listKey(list), entry.id, JSON.stringify({ until: entry.until, ...(entry.note !== undefined ? { note: entry.note } : {}) })));
+    await this.run(() => this.client.hSet(listKey(list), entry.id, JSON.stringify({ until: entry.until, ...(entry.note !== undefined ? { note: entry.note } : {}), ...(entry.reason !== undefined ? { reason: entry.reason } : {}) })));
   }
 
   async remove(list: EntryList, id: string): Promise<void> {

@@ -161,8 +161,31 @@ export class SendLimits {
     this.recent.set(user, list);
   }
 
-  private async suspend(user: string, refusals: number): Promise<void> {
-    await this.store.put('suspensions', { id: user, until: this.now() + SUSPENSION_MS, note: this.fingerprints.get(user) ?? '' });
+  /** The suspensions in force, with why; the circuit breaker's are counted refusals. */
+  async suspensions(): Promise<Array<{ user: string; since: number; reason: string }>> {
+    return (await this.store.list('suspensions')).map((entry) => ({ user: entry.id, since: entry.until - SUSPENSION_MS, reason: entry.reason ?? 'too many messages over the sending limits' }));
+  }
+
+  /** What the user sent over the current windows (messages this hour, recipients today), without counting. */
+  async usage(user: string): Promise<{ messagesPerHour: number; recipientsPerDay: number; limits: { messagesPerHour: number; recipientsPerDay: number } }> {
+    const [messages, recipients] = await Promise.all([this.windowed('messages', user, HOUR_MS), this.windowed('recipients', user, DAY_MS)]);
+    return { messagesPerHour: Math.round(messages.count), recipientsPerDay: Math.round(recipients.count), limits: this.limitsOf(user) };
+  }
+
+  /** An operator's suspension: as the circuit breaker's (recent mail held), lifted by unsuspend or a new password. */
+  async suspendByHand(user: string, reason: string): Promise<number> {
+    return this.suspend(user.toLowerCase(), 0, reason);
+  }
+
+  /** False when the user was not suspended. */
+  async unsuspend(user: string): Promise<boolean> {
+    const known = (await this.store.list('suspensions')).some((entry) => entry.id === user.toLowerCase());
+    if (known) await this.store.remove('suspensions', user.toLowerCase());
+    return known;
+  }
+
+  private async suspend(user: string, refusals: number, reason?: string): Promise<number> {
+    await this.store.put('suspensions', { id: user, until: this.now() + SUSPENSION_MS, note: this.fingerprints.get(user) ?? '', ...(reason ? { reason } : {}) });
     const ids = (this.recent.get(user) ?? []).map((entry) => entry.id);
     this.recent.delete(user);
     let held = 0;
@@ -171,10 +194,12 @@ export class SendLimits {
     } catch (error) {
       this.hooks.log.error({ event: 'hold_failed', user, error: (error as Error).message }, `could not put ${user}'s queued mail on hold: ${(error as Error).message}`);
     }
+    if (reason) return held;
     this.hooks.log.error(
       { event: 'user_suspended', user, refusals, held },
       `suspended ${user} after ${refusals} messages refused by the sending limits within an hour: ${held} queued message(s) put on hold (postsuper -H to release, -d to delete); the suspension ends when the password changes`,
     );
+    return held;
   }
 
   /** True (and the suspension gone) when the user's password hash is no longer the one suspended. */

@@ -11,6 +11,8 @@ export interface StoredEntry {
   until: number;
   /** A short note kept with the entry (e.g. which password hash a suspension was made under). */
   note?: string;
+  /** Why (a suspension or ban an operator made, or the circuit breaker's own words). */
+  reason?: string;
 }
 
 export type EntryList = 'bans' | 'suspensions';

@@ -81,6 +81,7 @@ export function maskedConfig(config: Config): unknown {
       ...config.relay,
       credentials: config.relay.credentials && { username: config.relay.credentials.username, password: '***' },
     },
+    admin: config.admin && { ...config.admin, token: config.admin.token && '***' },
     redis: config.redis && { url: '***', ...(config.redis.socketPath ? { socketPath: config.redis.socketPath } : {}) },
     handoff: config.handoff && { ...config.handoff, password: '***' },
     relayRoutes: config.relayRoutes.map((route) => ({ ...route, ...(route.credentials ? { credentials: { username: route.credentials.username, password: '***' } } : {}) })),

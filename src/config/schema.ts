@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Issue } from './areas/area.ts';
 import * as access from './areas/access.ts';
+import * as admin from './areas/admin.ts';
 import * as dkim from './areas/dkim.ts';
 import * as direct from './areas/direct.ts';
 import * as filter from './areas/filter.ts';
@@ -34,6 +35,7 @@ export const envVariables = z.object({
   ...sending.variables,
   ...replicas.variables,
   ...operations.variables,
+  ...admin.variables,
 });
 
 export const envSchema = envVariables
@@ -50,6 +52,7 @@ export const envSchema = envVariables
     host.check(env, issue);
     replicas.check(env, issue);
     operations.check(env, issue);
+    admin.check(env, issue);
   })
   .transform((env) => {
     const config = {
@@ -66,6 +69,7 @@ export const envSchema = envVariables
       ...sending.toConfig(env),
       ...replicas.toConfig(env),
       ...operations.toConfig(env),
+      ...admin.toConfig(env),
     };
     // What a role does not run: a mailbox replica neither signs nor filters (the relays do) and
     // serves only its own listeners.

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { keyFileName } from '../config/areas/dkim.ts';
 import type { Config } from '../config/schema.ts';
-import { ensureDkimKeys, newDkimKey, plannedDkimKeys } from '../host/dkim-keys.ts';
+import { ensureDkimKeys, newDkimKey, plannedDkimKeys, publishedDkimKeys } from '../host/dkim-keys.ts';
 import { statePaths } from '../render/paths.ts';
 import { checkRecords } from './check.ts';
 import { quoted, recordsFor, zoneText } from './records.ts';
@@ -13,7 +13,8 @@ import { quoted, recordsFor, zoneText } from './records.ts';
 export async function dnsCommand(config: Config, check: boolean, log: Logger, out: (line: string) => void): Promise<number> {
   const paths = statePaths(config.stateDir);
   // The keys a start would sign with; missing generated ones are made now, so they can be published first.
-  const keys = existsSync(config.stateDir) || config.dkim ? await ensureDkimKeys(config, paths, log) : plannedDkimKeys(config, paths);
+  // A DKIM rotation's next key and the retiring ones are listed too (host/dkim-rotation.ts).
+  const keys = existsSync(config.stateDir) || config.dkim ? (await ensureDkimKeys(config, paths, log), publishedDkimKeys(config, paths)) : plannedDkimKeys(config, paths);
   const records = recordsFor(config, keys.map((key) => ({ ...key, pem: readFileSync(key.path, 'utf8') })), servedCertificate(config, paths));
   if (!check) {
     if (config.inbound.dane && !servedCertificate(config, paths)) out('; DANE_INBOUND: no certificate yet (TLS_CERT_FILE unset and relaybox not started once): no TLSA record to print\n');

@@ -12,13 +12,27 @@ import type { DkimKey } from '../render/types.ts';
 import { ensureDir } from './directories.ts';
 import { writeDaemonFile } from './files.ts';
 import { userIds } from './accounts.ts';
+import { readRotation } from './dkim-rotation.ts';
 
 const generate = promisify(generateKeyPair);
 const OWNER = 'opendkim';
 
 /** Every key the configuration signs with, at its place in STATE_DIR (whether or not it exists yet). */
 export function plannedDkimKeys(config: Config, paths: StatePaths): DkimKey[] {
-  return (config.dkim?.signing ?? []).flatMap(({ domain, selectors }) => selectors.map((selector) => ({ domain, selector, path: `${paths.dkimKeys}/${keyFileName(domain, selector)}` })));
+  // A rotation (operations/dkim.ts) decides a generated key's selector; DKIM_KEY_DIR's are never rotated.
+  const rotation = config.dkim && !config.dkim.keyDir ? readRotation(paths) : {};
+  return (config.dkim?.signing ?? []).flatMap(({ domain, selectors }) => (rotation[domain]?.signing ?? selectors).map((selector) => dkimKeyAt(paths, domain, selector)));
+}
+
+export function dkimKeyAt(paths: StatePaths, domain: string, selector: string): DkimKey {
+  return { domain, selector, path: `${paths.dkimKeys}/${keyFileName(domain, selector)}` };
+}
+
+/** Every key whose record should be in DNS: those that sign, a rotation's next one and the retiring ones. */
+export function publishedDkimKeys(config: Config, paths: StatePaths): DkimKey[] {
+  const rotation = config.dkim && !config.dkim.keyDir ? readRotation(paths) : {};
+  const extra = Object.entries(rotation).flatMap(([domain, r]) => [...(r.pending ? [r.pending.selector] : []), ...(r.retiring?.selectors ?? [])].map((selector) => dkimKeyAt(paths, domain, selector)));
+  return [...plannedDkimKeys(config, paths), ...extra.filter((key) => existsSync(key.path))];
 }
 
 /** A new RSA key as PEM (PKCS#8). */

@@ -14,17 +14,17 @@ function tryBind(port: number, host: string | undefined): Promise<NodeJS.ErrnoEx
 /** One message per enabled port that cannot be bound, naming the variable and the holder. */
 export async function portProblems(ports: Ports, bindAddress: string | undefined): Promise<string[]> {
   const problems: string[] = [];
-  for (const { variable, port } of enabledListeners(ports)) {
-    const error = await tryBind(port, bindAddress);
-    if (!error) continue;
-    const where = `${bindAddress ?? '0.0.0.0'} port ${port}`;
-    if (error.code === 'EADDRINUSE') {
-      const holder = portHolder(port);
-      const who = holder ? `process ${holder.pid} (${holder.command})` : 'another process (not visible from here)';
-      problems.push(`${variable}=${port}: bind ${where}: Address already in use, held by ${who}; stop it or choose another ${variable}`);
-    } else {
-      problems.push(`${variable}=${port}: bind ${where}: ${error.code ?? error.message}`);
-    }
-  }
+  for (const { variable, port } of enabledListeners(ports)) problems.push(...(await bindProblem(variable, port, bindAddress)));
   return problems;
+}
+
+/** [] when the port can be bound; else one message naming the variable and the holder. */
+export async function bindProblem(variable: string, port: number, bindAddress: string | undefined): Promise<string[]> {
+  const error = await tryBind(port, bindAddress);
+  if (!error) return [];
+  const where = `${bindAddress ?? '0.0.0.0'} port ${port}`;
+  if (error.code !== 'EADDRINUSE') return [`${variable}=${port}: bind ${where}: ${error.code ?? error.message}`];
+  const holder = portHolder(port);
+  const who = holder ? `process ${holder.pid} (${holder.command})` : 'another process (not visible from here)';
+  return [`${variable}=${port}: bind ${where}: Address already in use, held by ${who}; stop it or choose another ${variable}`];
 }

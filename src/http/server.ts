@@ -21,7 +21,7 @@ export interface StatusView {
  * needed; supplying these keeps them unloaded (~35 ms of every start, ~2.5 MiB). A route that adds a
  * schema fails at start, here, rather than going unvalidated.
  */
-const noSchemas = () => () => {
+export const noSchemas = () => () => {
   throw new Error('relaybox HTTP routes carry no schemas (http/server.ts loads no schema compiler)');
 };
 

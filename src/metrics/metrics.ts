@@ -17,6 +17,8 @@ export interface MetricSources {
   suspendedUsers?: () => Promise<number>;
   queueDir: string;
   certFile: () => string;
+  /** Age of the oldest queued message (seconds). */
+  oldestQueuedSeconds?: () => Promise<number>;
   /** Messages a relay replica left in its queue at its last stop (no peer took them), until delivered. */
   strandedMessages?: () => number;
 }
@@ -62,6 +64,7 @@ export class Metrics {
   private readonly deliveries = new Counter({ name: 'relaybox_deliveries_total', help: 'Delivery attempts by destination (upstream = relay/MX, local = mailboxes) and status.', labelNames: ['destination', 'status'], registers: [this.registry] });
   private readonly deferrals = new Counter({ name: 'relaybox_deliveries_deferred_total', help: 'Deferred deliveries by destination and reason class (tls_not_verified, tls_not_offered, dane_lookup_failed, auth_failed, dns, connection_failed, upstream_refused, other).', labelNames: ['destination', 'reason'], registers: [this.registry] });
   private readonly limited = new Counter({ name: 'relaybox_rate_limited_total', help: 'Messages refused by the per-user sending limits, by limit.', labelNames: ['limit'], registers: [this.registry] });
+  private readonly adminActions = new Counter({ name: 'relaybox_admin_actions_total', help: 'Changes made by operators (CLI, admin API, console), by action (queue_hold, queue_release, ban_lift, user_suspend, dkim_rotate_switch...).', labelNames: ['action'], registers: [this.registry] });
 
   private readonly milters = new MilterMetrics(this.registry);
 
@@ -74,6 +77,18 @@ export class Metrics {
       registers,
       collect() {
         for (const queue of ['active', 'deferred', 'incoming', 'hold']) this.set({ queue }, countFiles(`${sources.queueDir}/${queue}`));
+      },
+    });
+    new Gauge({
+      name: 'relaybox_queue_oldest_message_age_seconds',
+      help: "Age of the oldest message in the Postfix queue, any state (0 when empty), from its arrival time as postqueue -j reports it (a queue file's mtime is its next retry).",
+      registers,
+      async collect() {
+        try {
+          this.set((await sources.oldestQueuedSeconds?.()) ?? 0);
+        } catch {
+          // postqueue failed: the last value stays (a scrape never fails for it)
+        }
       },
     });
     new Gauge({
@@ -156,6 +171,11 @@ export class Metrics {
         }
       },
     });
+  }
+
+  /** A change an operator made (operations/audit.ts). */
+  adminAction(action: string): void {
+    this.adminActions.inc({ action });
   }
 
   /** A message refused by a per-user sending limit. */

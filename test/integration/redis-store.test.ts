@@ -86,6 +86,22 @@ describe('RedisStore (REDIS_URL)', () => {
     assert.deepEqual(await learner.learn(), [], 'learnt once');
   });
 
+  test("an operator's ban and its lift on one replica act on the other (the lift is learnt too)", async () => {
+    const settings = { threshold: 2, windowSeconds: 600, durationSeconds: 3600 };
+    const inForce: string[][] = [];
+    const here = new AuthBans(settings, async () => undefined, log, { store: a });
+    const there = new AuthBans(settings, async (addresses) => void inForce.push(addresses), log, { store: b });
+    assert.equal(await here.banNow('192.0.2.123', 600), true);
+    await there.learn();
+    assert.ok(there.isBanned('192.0.2.123'));
+    assert.equal(await here.lift('192.0.2.123'), true);
+    assert.equal(here.isBanned('192.0.2.123'), false);
+    await there.learn();
+    assert.equal(there.isBanned('192.0.2.123'), false, 'lifted on the other replica as well');
+    assert.ok(!inForce.at(-1)!.includes('192.0.2.123'), 'and taken out of its Postfix map');
+    assert.equal(await here.lift('192.0.2.123'), false, 'lifting what is not banned says so');
+  });
+
   test('the server gone: every call fails at once and the probe says why; back: everything works again', async () => {
     await server.kill();
     await waitFor('the probe failing', 10_000, async () => ((await a.probe()).ok ? undefined : true), 100);

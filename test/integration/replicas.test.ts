@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { DOMAIN, HOSTNAME, Instance, PASSWORD, freePort, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, HOSTNAME, Instance, PASSWORD, freePort, runCli, waitFor } from '../helpers/instance.ts';
 import { gauge } from '../helpers/metrics.ts';
 import { queueCounts, queuedCount } from '../helpers/queue.ts';
 import { HANDOFF_PASSWORD, Topology } from '../helpers/replicas.ts';
@@ -131,6 +131,24 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     assert.equal((await inboxOf(topology.mailbox, ALICE, BYSTANDER)).status, 'OK');
   });
 
+  test('that ban lifted with `relaybox bans lift` on one relay: the address gets in on every relay and at IMAP on the mailbox replica', async () => {
+    const [first, ...others] = topology.relays as [Instance, ...Instance[]];
+    const status = JSON.parse((await runCli(['status', '--json'], others[0]!.env)).stdout) as { replica: string; sharedState: string };
+    assert.equal(status.sharedState, 'redis', 'the CLI says bans are shared');
+    const lifted = await runCli(['bans', 'lift', ATTACKER], others[0]!.env);
+    assert.equal(lifted.code, 0, lifted.stderr);
+    for (const relay of [first, ...others]) {
+      const greeting = await waitFor(`a greeting again on ${relay.ports.submission}`, 10_000, async () => {
+        const { client, greeting } = await SmtpClient.connect(relay.ports.submission, { localAddress: ATTACKER });
+        client.destroy();
+        return greeting.code === 220 ? greeting : undefined;
+      }, 200);
+      assert.equal(greeting.code, 220);
+    }
+    await waitFor('IMAP login again on the mailbox replica', 10_000, async () => ((await inboxOf(topology.mailbox, ALICE, ATTACKER)).status === 'OK' ? true : undefined), 300);
+    assert.equal((await runCli(['bans', 'list'], first.env)).stdout.trim(), 'no bans in force');
+  });
+
   test('a per-user sending limit is counted across the relays', async () => {
     const [first, second, third] = topology.relays as [Instance, Instance, Instance];
     for (const relay of [first, second, third]) assert.equal((await submit(relay, CAROL, ['x@outside.example'], 'carol-limit')).code, 250);
@@ -160,6 +178,16 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     await client.quit();
     assert.equal(auth.code, 235, auth.text);
     assert.ok(!topology.sink.messages().some((m) => m.includes('handoff-account-on-submission')));
+  });
+
+  test('a user suspended with `relaybox users suspend` on one relay may send through none; unsuspended on another, through all', async () => {
+    const [first, second, third] = topology.relays as [Instance, Instance, Instance];
+    const suspended = await runCli(['users', 'suspend', DAVE, '--reason', 'shared suspension test'], second.env);
+    assert.equal(suspended.code, 0, suspended.stderr);
+    for (const relay of [first, second, third]) assert.equal((await submit(relay, DAVE, ['x@outside.example'], 'dave-suspended')).code, 550);
+    const back = await runCli(['users', 'unsuspend', DAVE], third.env);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal((await submit(first, DAVE, ['x@outside.example'], 'dave-back')).code, 250);
   });
 
   test('Redis killed: sending limits answer with a temporary error, not "no limit", and /ready says why; Redis back: normal', async () => {

@@ -1,5 +1,5 @@
 // The shape of src/: imports flow one way through the stages (env → config → render → host →
-// daemons → supervision → HTTP, composed by app.ts), there are no import cycles, and no file grows
+// daemons → supervision → operations → HTTP → the appliance, composed by app.ts), there are no import cycles, and no file grows
 // past 300 lines. A test, so a change that breaks the shape fails like any other.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,9 +27,12 @@ const STAGES: Record<string, number> = {
   replicas: 6,
   srs: 6,
   outbound: 6,
-  http: 7,
-  'app.ts': 8,
-  'cli.ts': 9,
+  operations: 7,
+  http: 8,
+  appliance: 9,
+  'app.ts': 10,
+  'cli.ts': 11,
+  cli: 11,
 };
 
 function sourceFiles(dir = SRC): string[] {

@@ -2,7 +2,7 @@
 // valid against the Kubernetes API schemas (kubernetes-models, unknown fields included), and
 // consistent with the image's sources of truth: each StatefulSet's ROLE and the listeners that role
 // serves (src/listeners.ts), probe paths (src/http/routes.ts), variables (the env schema), the grace
-// period against the shutdown deadline plus DRAIN_SECONDS and HANDOFF_SECONDS (src/app.ts and the
+// period against the shutdown deadline plus DRAIN_SECONDS and HANDOFF_SECONDS (src/appliance/appliance.ts and the
 // schema's defaults), NetworkPolicy ports against the listener ports, capabilities (compose.yaml).
 // Each check is shown able to fail at the end.
 import { test } from 'node:test';
@@ -80,7 +80,7 @@ function unknownFieldProblems(docs: Doc[]): string[] {
 // ----------------------------------------------------------- the sources of truth ----
 
 const ENV = new Map(envReference().map((v) => [v.name, v]));
-const DEADLINE_MS = Number(/SHUTDOWN_DEADLINE_MS\s*=\s*([\d_]+)/.exec(readFileSync(join(ROOT, 'src/app.ts'), 'utf8'))![1]!.replaceAll('_', ''));
+const DEADLINE_MS = Number(/SHUTDOWN_DEADLINE_MS\s*=\s*([\d_]+)/.exec(readFileSync(join(ROOT, 'src/appliance/appliance.ts'), 'utf8'))![1]!.replaceAll('_', ''));
 const COMPOSE = (parse(readFileSync(join(ROOT, 'compose.yaml'), 'utf8')) as Obj).services.relaybox as Obj;
 const ROLES = { 'relaybox-relay': 'relay', 'relaybox-mailbox': 'mailbox' } as const;
 

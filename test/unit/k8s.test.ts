@@ -73,9 +73,10 @@ function truth(): Truth {
   const volumes = dockerInstruction(dockerfile, 'VOLUME').flatMap((arg) =>
     arg.startsWith('[') ? (JSON.parse(arg) as string[]) : arg.split(/\s+/),
   );
-  const run = read('src/app.ts');
+  // The running appliance's lifecycle (src/appliance): its shutdown deadline and the signals it handles.
+  const run = readdirSync(join(ROOT, 'src/appliance')).map((file) => read(`src/appliance/${file}`)).join('\n');
   const deadline = /SHUTDOWN_DEADLINE_MS\s*=\s*([\d_]+)/.exec(run);
-  if (!deadline) throw new Error('src/app.ts: SHUTDOWN_DEADLINE_MS not found');
+  if (!deadline) throw new Error('src/appliance: SHUTDOWN_DEADLINE_MS not found');
   return {
     routes: { ...ROUTES },
     env: new Map(envReference().map((v) => [v.name, { default: v.default, secret: v.secret }])),
