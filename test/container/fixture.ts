@@ -18,6 +18,8 @@ export interface RelayboxOptions {
   sink?: 'up' | 'down';
   /** Wait for /ready 200 (default); false for a container that is expected to exit. */
   waitReady?: boolean;
+  /** Files written into the volume (STATE_DIR, /var/lib/relaybox) before the first start: name -> content. */
+  volumeFiles?: Record<string, string>;
 }
 
 export interface Relaybox {
@@ -59,6 +61,13 @@ export async function withRelaybox(t: TestContext, options: RelayboxOptions = {}
   });
   if (options.sink !== 'down') await sink.resume();
   volume = await createVolume(docker);
+  // The container's root filesystem is read-only: a file it must read (a CA, say) goes into the volume.
+  for (const [name, content] of Object.entries(options.volumeFiles ?? {})) {
+    await docker.run(image, ['sh', '-c', `printf "%s" "$CONTENT" > /var/lib/relaybox/${name}`], process.stderr, {
+      Env: [`CONTENT=${content}`],
+      HostConfig: { Binds: [`${volume}:/var/lib/relaybox`], AutoRemove: true },
+    });
+  }
   const extra = Object.fromEntries(Object.entries(options.env ?? {}).filter((entry): entry is [string, string] => entry[1] !== undefined));
   const dropped = Object.entries(options.env ?? {}).filter(([, value]) => value === undefined).map(([name]) => `${name}=`);
   const env = relayboxEnv(ports, sink.port, extra).filter((entry) => !dropped.some((prefix) => entry.startsWith(prefix)));
@@ -85,11 +94,11 @@ export async function withRelaybox(t: TestContext, options: RelayboxOptions = {}
       box.container = await start();
     },
     async queued() {
-      const dirs = QUEUES.map((queue) => `/var/lib/relaybox/queue/${queue}`).join(' ');
-      const r = await execIn(box.container, ['sh', '-c', `find ${dirs} -type f 2>/dev/null | wc -l`]);
-      const count = Number(r.output.trim());
-      if (r.code !== 0 || !Number.isInteger(count)) throw new Error(`counting the queue failed (${r.code}): ${r.output}`);
-      return count;
+      // find's own exit status (not wc's at the end of a pipe): a queue directory it cannot read is an
+      // error, not 0. Complete queue files only (owner-execute bit), as helpers/queue.ts counts them.
+      const r = await execIn(box.container, ['find', ...QUEUES.map((queue) => `/var/lib/relaybox/queue/${queue}`), '-type', 'f', '-perm', '-u=x', '-printf', 'queued\n']);
+      if (r.code !== 0) throw new Error(`counting the queue failed (${r.code}): ${r.output}`);
+      return r.output.split('\n').filter((line) => line.trim() === 'queued').length;
     },
     async waitQueueEmpty(timeoutMs = 60_000) {
       await waitFor('the queue in the container to be empty', timeoutMs, async () => ((await box.queued()) === 0 ? true : undefined), 250);

@@ -147,6 +147,22 @@ test('container: first start without users generates one account, printed once',
   await box.container.stop({ t: 20 });
   await box.replace();
   const again = await box.logs();
-  assert.ok(again.includes('generated_account'), 'the second start reuses the stored account');
+  // The second start reuses the stored account: the same address, no new password, the stored file
+  // unchanged, and the password printed the first time still logs in.
+  const reused = again.split('\n').filter((l) => l.includes('generated_account')).map((l) => JSON.parse(l) as { address?: string; password?: string });
+  assert.equal(reused.length, 1, again.slice(-3000));
+  assert.equal(reused[0]!.address, entry.address, 'another account was generated on the second start');
+  assert.equal(reused[0]!.password, undefined, 'a password was printed on the second start');
   assert.ok(!again.includes(entry.password), 'the password was printed again on the second start');
+  const storedAgain = await box.exec(['cat', '/var/lib/relaybox/generated-users']);
+  assert.equal(storedAgain.output, stored.output, 'the stored account changed on the second start');
+  const second = await SmtpClient.connect(box.ports.submission);
+  try {
+    await second.client.ehlo();
+    await second.client.starttls();
+    const r = await second.client.authPlain(entry.address, entry.password);
+    assert.equal(r.code, 235, `the first password after the second start: ${r.text}`);
+  } finally {
+    await second.client.quit();
+  }
 });

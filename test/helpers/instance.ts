@@ -123,7 +123,10 @@ export class Instance {
     const child = spawn(process.execPath, [...NODE_FLAGS, cli(), 'run'], { env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     for (const stream of [child.stdout, child.stderr]) createInterface({ input: stream }).on('line', (line) => this.lines.push(line));
-    this.exit = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    this.exit = new Promise((resolve) => child.once('exit', (code, signal) => {
+      if (signal) this.lines.push(`(test harness) relaybox ended by ${signal}`);
+      resolve(code);
+    }));
   }
 
   url(path: string): string {

@@ -320,7 +320,7 @@ describe('relay replicas, a mailbox replica and Redis', () => {
       assert.ok(rogueLmtp.commands.some((c) => c.line === 'STARTTLS'), 'the relay did reach the rogue LMTP server');
       assert.deepEqual(rogueLmtp.commands.filter((c) => /^(MAIL|RCPT|DATA)/i.test(c.line)), [], 'no transaction with a server whose key is not pinned');
 
-      assert.equal(await relay.stop(), 0);
+      assert.equal(await relay.stop(), 0, relay.lines.slice(-12).join('\n'));
       assert.ok(roguePeer.commands.some((c) => c.line === 'STARTTLS'), 'the handoff did reach the rogue peer');
       assert.deepEqual(roguePeer.passwords, [], 'the handoff password went to a peer whose key is not pinned');
       assert.equal(roguePeer.messages.length, 0);
@@ -334,6 +334,30 @@ describe('relay replicas, a mailbox replica and Redis', () => {
       rmSync(relay.stateDir, { recursive: true, force: true });
       await rogueLmtp.stop();
       await roguePeer.stop();
+    }
+  });
+
+  test('a full mailbox on the mailbox replica: the relay bounces the message to its sender with 552 5.2.2, none is dropped', async () => {
+    const { mailbox } = topology;
+    const relay = topology.relays[1]!;
+    assert.equal(await mailbox.stop(), 0);
+    mailbox.env.MAILBOX_QUOTA = '1M';
+    mailbox.launch();
+    await mailbox.waitReady(60_000);
+    try {
+      const body = `${'over quota '.repeat(7)}\r\n`.repeat(20_000); // about 1.5 MB, over dave's 1 MB
+      assert.equal((await submitAs(relay.ports, ALICE, [DAVE], 'over-quota', { body })).code, 250, 'accepted by the relay, which cannot ask the mailbox at RCPT time');
+      const bounced = await waitFor('the LMTP refusal', 30_000, () => relay.lines.find((l) => /postfix\/lmtp.*to=<dave@relaybox\.test>.*status=bounced/.test(l)), 100);
+      assert.match(bounced, /552 5\.2\.2/);
+      const notice = await waitFor("the bounce in alice's INBOX on the mailbox replica", 30_000, async () => (await inboxOf(mailbox, ALICE)).messages.find((m) => /MAILER-DAEMON/i.test(m) && m.includes('over-quota')), 500);
+      assert.match(notice, /5\.2\.2/);
+      assert.ok(!(await inboxOf(mailbox, DAVE)).messages.some((m) => m.includes('Subject: over-quota')), 'not delivered over the quota');
+      await relay.waitQueueEmpty(30_000);
+    } finally {
+      assert.equal(await mailbox.stop(), 0);
+      delete mailbox.env.MAILBOX_QUOTA;
+      mailbox.launch();
+      await mailbox.waitReady(60_000);
     }
   });
 
