@@ -2,7 +2,7 @@
 // with its own credentials (Postfix sender_dependent_relayhost_maps and sender-dependent SASL).
 import { z } from 'zod';
 import { readText, take, text } from '../fields.ts';
-import { parseRoute, parseRouteCredentials, type Credentials, type Route, type Smarthost } from '../outbound-values.ts';
+import { hopKey, parseRoute, parseRouteCredentials, type Credentials, type Route } from '../outbound-values.ts';
 import { splitList } from '../values.ts';
 import type { Issue, Values } from './area.ts';
 import type { variables as identity } from './identity.ts';
@@ -81,12 +81,10 @@ export function check(env: Env, issue: Issue): void {
   if (env.RELAY_TLS && !env.RELAY_HOST && env.RELAY_ROUTES.length === 0) issue('RELAY_TLS', 'applies to RELAY_HOST and RELAY_ROUTES; set one of them, or leave RELAY_TLS empty', env.RELAY_TLS);
 }
 
-const hopKey = (hop: Smarthost) => `${hop.noMx ? `[${hop.host}]` : hop.host}:${hop.port}`;
-
 /** Postfix keys TLS policy by nexthop: one smarthost cannot be both implicit TLS and STARTTLS. */
 function tlsModeConflicts(env: Env, issue: Issue): void {
   const modes = new Map<string, { implicitTls: boolean; by: string }>();
-  if (env.RELAY_HOST) modes.set(hopKey(env.RELAY_HOST), { implicitTls: env.RELAY_HOST.implicitTls, by: 'RELAY_HOST' });
+  for (const hop of env.RELAY_HOST ?? []) modes.set(hopKey(hop), { implicitTls: hop.implicitTls, by: 'RELAY_HOST' });
   for (const route of env.RELAY_ROUTES) {
     const known = modes.get(hopKey(route));
     if (known && known.implicitTls !== route.implicitTls) {

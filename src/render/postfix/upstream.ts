@@ -41,6 +41,11 @@ interface Hop {
   name: string;
 }
 
+/** relayhost's value: the smarthosts in failover order. */
+export function relayhostValue(hops: ReadonlyArray<{ host: string; port: number; noMx: boolean }>): string {
+  return hops.map(nexthop).join(', ');
+}
+
 /** Whether any smarthost (RELAY_HOST or a route) is reached with implicit TLS. */
 export function implicitTlsUsed(config: Config): boolean {
   return Boolean(config.relay?.implicitTls) || config.relayRoutes.some((route) => route.implicitTls);
@@ -59,7 +64,7 @@ export function relayHops(config: Config): Hop[] {
     if (!known || STRENGTH[hop.level] > STRENGTH[known.level]) hops.set(hop.nexthop, { ...hop, name: known?.name ?? hop.name });
   };
   const { relay } = config;
-  if (relay) add({ nexthop: nexthop(relay), level: levelFor(config, Boolean(relay.credentials), relay.implicitTls), name: config.relayTls.name ?? relay.host });
+  for (const hop of relay?.hops ?? []) add({ nexthop: nexthop(hop), level: levelFor(config, Boolean(relay?.credentials), hop.implicitTls), name: hop.tlsName });
   for (const route of config.relayRoutes) add({ nexthop: nexthop(route), level: levelFor(config, Boolean(route.credentials), route.implicitTls), name: route.host });
   return [...hops.values()];
 }
@@ -84,7 +89,10 @@ export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Se
   const policyMaps = [...(hops.length > 0 ? [`texthash:${paths.relayTlsPolicy}`] : []), ...directPolicyMaps(config, paths)];
   const caFile = config.relayTls.caFile ?? config.outbound.caFile;
   return [
-    ['relayhost', relay ? nexthop(relay) : ''],
+    // Several smarthosts: Postfix (3.5+) tries them in order, the next when one does not answer, fails TLS or answers 4xx.
+    ['relayhost', relay ? relayhostValue(relay.hops) : ''],
+    // A hop that answers 4xx after EHLO and TLS counts as a session; let every hop have its turn (default 2).
+    (relay?.hops.length ?? 0) > 2 && ['smtp_mx_session_limit', relay?.hops.length ?? 0],
     // Everything for RELAY_HOST (bounces and notices too) through the implicit-TLS client when it asks for one.
     Boolean(relay?.implicitTls) && ['default_transport', IMPLICIT_TLS_TRANSPORT],
     // The policy map decides per smarthost; this default also covers a smarthost it would miss.
@@ -118,7 +126,8 @@ export function upstreamFiles({ config }: RenderInput, paths: StatePaths): Rende
   const relay = config.relay;
   const hops = relayHops(config);
   const passwords: Array<[string, string]> = [
-    ...(relay?.credentials ? [[nexthop(relay), `${relay.credentials.username}:${relay.credentials.password}`] as [string, string]] : []),
+    // Keyed by each hop's nexthop: Postfix looks up the one it is connected to, so every hop gets them.
+    ...(relay?.credentials ? relay.hops.map((hop): [string, string] => [nexthop(hop), `${relay.credentials!.username}:${relay.credentials!.password}`]) : []),
     ...config.relayRoutes.flatMap((route): Array<[string, string]> => (route.credentials ? [[route.sender, `${route.credentials.username}:${route.credentials.password}`]] : [])),
   ];
   return [
