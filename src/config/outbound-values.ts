@@ -98,9 +98,14 @@ export function parseSenderKey(raw: string): Parsed<string> {
 
 export interface Route extends Smarthost {
   sender: string;
+  /** The smarthosts after the first (above), tried in order when it does not take the mail. */
+  fallbacks?: Smarthost[];
 }
 
-const ROUTE_FORMAT = 'entries sender=[host]:port (smtps:[host]:port for implicit TLS on a port other than 465), the sender as @domain or user@domain, e.g. @example.org=[smtp.provider.example]:587';
+/** A route's smarthosts in failover order. */
+export const routeHops = (route: Route): Smarthost[] => [route, ...(route.fallbacks ?? [])].map(({ host, port, noMx, implicitTls }) => ({ host, port, noMx, implicitTls }));
+
+const ROUTE_FORMAT = 'entries sender=[host]:port (smtps:[host]:port for implicit TLS on a port other than 465; a failover list as sender=[a]:587,[b]:587), the sender as @domain or user@domain, e.g. @example.org=[smtp.provider.example]:587';
 
 /** One `sender=[host]:port` entry of RELAY_ROUTES. */
 export function parseRoute(entry: string): Parsed<Route> {
@@ -108,9 +113,11 @@ export function parseRoute(entry: string): Parsed<Route> {
   if (equals <= 0) return fail(ROUTE_FORMAT);
   const sender = parseSenderKey(entry.slice(0, equals));
   if (!sender.ok) return fail(`${sender.message}; ${ROUTE_FORMAT}`);
-  const host = parseSmarthost(entry.slice(equals + 1));
-  if (!host.ok) return fail(`${sender.value}: ${host.message}`);
-  return ok({ sender: sender.value, ...host.value });
+  const hops = parseSmarthostList(entry.slice(equals + 1));
+  if (!hops.ok) return fail(`${sender.value}: ${hops.message}`);
+  const [first, ...fallbacks] = hops.value;
+  if (!first) return fail(ROUTE_FORMAT);
+  return ok({ sender: sender.value, ...first, ...(fallbacks.length > 0 ? { fallbacks } : {}) });
 }
 
 export interface Credentials {

@@ -5,7 +5,7 @@
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { DaemonLogLine } from '../daemons/log-line.ts';
-import { hopKey } from '../config/outbound-values.ts';
+import { hopKey, routeHops, type Route } from '../config/outbound-values.ts';
 
 export interface ConfiguredSmarthost {
   /** As configured: `[host]:port` or `host:port`. */
@@ -19,7 +19,7 @@ export interface ConfiguredSmarthost {
 
 interface HostPortList {
   relay?: { hops: ReadonlyArray<{ host: string; port: number; noMx: boolean }> };
-  relayRoutes: ReadonlyArray<{ host: string; port: number; noMx: boolean }>;
+  relayRoutes: ReadonlyArray<Route>;
 }
 
 /** RELAY_HOST's smarthosts in failover order, then each route's not already listed. */
@@ -27,7 +27,10 @@ export function configuredSmarthosts(config: HostPortList): ConfiguredSmarthost[
   const hops = config.relay?.hops ?? [];
   const listed: ConfiguredSmarthost[] = hops.map((hop, index) => ({ nexthop: hopKey(hop), host: hop.host, port: hop.port, position: index + 1, of: hops.length }));
   for (const route of config.relayRoutes) {
-    if (!listed.some((known) => known.nexthop === hopKey(route))) listed.push({ nexthop: hopKey(route), host: route.host, port: route.port, position: 1, of: 1 });
+    const list = routeHops(route);
+    for (const [index, hop] of list.entries()) {
+      if (!listed.some((known) => known.nexthop === hopKey(hop))) listed.push({ nexthop: hopKey(hop), host: hop.host, port: hop.port, position: index + 1, of: list.length });
+    }
   }
   return listed;
 }
@@ -51,7 +54,7 @@ export class SmarthostDeliveries {
     this.log = log;
     this.deliveries = new Counter({
       name: 'relaybox_smarthost_deliveries_total',
-      help: 'Deliveries to the configured smarthosts by smarthost (as configured), its position in the RELAY_HOST failover list (1 = first) and status; position > 1 means the ones before it did not take the mail.',
+      help: 'Deliveries to the configured smarthosts by smarthost (as configured), its position in its failover list (RELAY_HOST or the route; 1 = first) and status; position > 1 means the ones before it did not take the mail.',
       labelNames: ['smarthost', 'position', 'status'],
       registers: [registry],
     });

@@ -155,3 +155,53 @@ describe('smarthost failover: every smarthost down, then one comes back', () => 
     assert.equal(counter(after, 'relaybox_smarthost_deliveries_total', { smarthost: hop(ports[0]!), position: '1', status: 'sent' }), 1);
   });
 });
+
+describe('smarthost failover on a relay route', () => {
+  const ROUTE = { username: 'route-user', password: 'route-secret-2' };
+  const CAROL = 'carol@second.example';
+  let ca: TestCa;
+  let downPort: number;
+  let routeSecond: Upstream;
+  let main: Upstream;
+  let box: Instance;
+  before(async () => {
+    ca = new TestCa();
+    downPort = await freePort();
+    routeSecond = await Upstream.start({ certificate: ca.issue('127.0.0.1'), requireAuth: true, credentials: ROUTE, name: 'route-second.test' });
+    main = await Upstream.start({ certificate: ca.issue('127.0.0.1'), requireAuth: true, credentials: RELAY, name: 'main.test' });
+    box = await Instance.start({
+      MAIL_USERS: [ALICE, CAROL].map((user) => `${user}:${hashOf(PASSWORD)}`).join('\n'),
+      RELAY_HOST: hop(main.port),
+      RELAY_TLS_CA_FILE: ca.cert,
+      RELAY_USERNAME: RELAY.username,
+      RELAY_PASSWORD: RELAY.password,
+      RELAY_ROUTES: `@second.example=${hop(downPort)}, ${hop(routeSecond.port)}`,
+      RELAY_ROUTE_CREDENTIALS: `@second.example ${ROUTE.username}:${ROUTE.password}`,
+    });
+  });
+  after(async () => {
+    await box?.destroy();
+    await routeSecond?.stop();
+    await main?.stop();
+    ca?.remove();
+  });
+
+  test("the route's first smarthost down: its second delivers once, with the route's credentials, never RELAY_HOST", async () => {
+    const { client } = await SmtpClient.connect(box.ports.submission);
+    await client.ehlo();
+    await client.starttls();
+    assert.equal((await client.authPlain(CAROL, PASSWORD)).code, 235);
+    const { final } = await client.send(CAROL, [OUTSIDE], message(CAROL, OUTSIDE, 'route-failover'));
+    assert.equal(final.code, 250, final.text);
+    await client.quit();
+    await waitFor('route-failover at the route\'s second smarthost', 60_000, () => carrying(routeSecond, 'route-failover')[0], 100);
+    await box.waitQueueEmpty(30_000);
+    assert.equal(carrying(routeSecond, 'route-failover').length, 1);
+    assert.equal(carrying(routeSecond, 'route-failover')[0]!.user, ROUTE.username);
+    assert.equal(carrying(main, 'route-failover').length, 0);
+    assert.ok(logged(box, new RegExp(`connect to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${downPort}: Connection refused`)));
+    assert.ok(logged(box, new RegExp(`Verified TLS connection established to 127\\.0\\.0\\.1\\[127\\.0\\.0\\.1\\]:${routeSecond.port}`)));
+    const metrics = await scrape(box.url('/metrics'));
+    assert.equal(counter(metrics, 'relaybox_smarthost_deliveries_total', { smarthost: hop(routeSecond.port), position: '2', status: 'sent' }), 1);
+  });
+});

@@ -104,3 +104,22 @@ test("the delivery line's relay= is mapped to the configured smarthost and its p
   assert.equal(events[0]!.event, 'smarthost_failover');
   assert.match(String(events[0]!.msg), /^4ABC12: delivered through smarthost 2 of 2 \(\[smtp-b\.example\]:587\)/);
 });
+
+test('a route with a failover list: its own transport entry with the list (Postfix reads lists from transports), a row per hop', () => {
+  const env = { ...CREDENTIALS, RELAY_HOST: '[smtp.provider.example]:587', RELAY_ROUTES: '@b.example=[r1.example]:587, [r2.example]:587 @example.org=[r3.example]:587', RELAY_ROUTE_CREDENTIALS: '@b.example userB:pass B' };
+  const conf = main(env);
+  assert.equal(conf.get('sender_dependent_default_transport_maps'), 'texthash:/srv/rb/postfix/sender_transport');
+  const transports = file(env, 'sender_transport');
+  assert.match(transports, /^@b\.example smtp:\[r1\.example\]:587, \[r2\.example\]:587$/m);
+  assert.match(transports, /^@example\.org smtp:\[r3\.example\]:587$/m);
+  assert.match(file(env, 'sender_relay'), /^@b\.example \[r1\.example\]:587, \[r2\.example\]:587$/m);
+  const policy = file(env, 'relay_tls_policy');
+  for (const host of ['r1', 'r2']) assert.match(policy, new RegExp(`^\\[${host}\\.example\\]:587 secure match=${host}\\.example servername=${host}\\.example$`, 'm'));
+  assert.match(main({ ...env, RELAY_ROUTES: '@b.example=smtps:[r1.example]:2465,[r2.example]:465' }).get('sender_dependent_default_transport_maps') ?? '', /sender_transport/);
+  assert.match(file({ ...env, RELAY_ROUTES: '@b.example=smtps:[r1.example]:2465,[r2.example]:465' }, 'sender_transport'), /^@b\.example relay-smtps:\[r1\.example\]:2465, \[r2\.example\]:465$/m);
+  assert.equal(main({ ...env, RELAY_ROUTES: '@b.example=[r1.example]:587' }).has('sender_dependent_default_transport_maps'), false, 'single-hop STARTTLS routes as before');
+  const mixed = errors({ ...env, RELAY_ROUTES: '@b.example=[r1.example]:587,[r2.example]:465' });
+  assert.equal(mixed.length, 1, mixed.join('\n'));
+  assert.match(mixed[0]!, /^RELAY_ROUTES.*@b\.example: mixes implicit TLS/);
+  assert.match(errors({ ...env, RELAY_ROUTES: '@b.example=[r1.example]:587,[r1.example]:587' })[0]!, /^RELAY_ROUTES.*@b\.example: smarthost 2.*the same as smarthost 1/);
+});
