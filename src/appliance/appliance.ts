@@ -131,6 +131,7 @@ export class Appliance {
       await this.starting;
       await this.daemons.settled;
       const { Metrics } = await import('../metrics/metrics.ts');
+      const { configuredSmarthosts } = await import('../metrics/smarthosts.ts');
       const counted = new Metrics({
         readiness: () => this.readiness(),
         bansActive: () => this.defences.bans.active.length,
@@ -139,6 +140,8 @@ export class Appliance {
         certFile: () => this.rendered.tls.certFile,
         strandedMessages: () => strandedMessages(this.paths),
         oldestQueuedSeconds: () => this.oldestQueuedSeconds?.() ?? Promise.resolve(0),
+        smarthosts: configuredSmarthosts(this.config),
+        log: this.log,
       });
       for (const line of early.splice(0)) counted.observe(line);
       for (const action of this.earlyActions.splice(0)) counted.adminAction(action);

@@ -30,6 +30,38 @@ export function parseSmarthost(raw: string): Parsed<Smarthost> {
 }
 
 
+/** Postfix's smtp_mx_address_limit (5): hops past it would never be tried. */
+export const MAX_SMARTHOSTS = 5;
+
+/** The text relayhost and the maps keyed by a nexthop use: `[host]:port` or `host:port`. */
+export const hopKey = (hop: HostPort): string => `${hop.noMx ? `[${hop.host}]` : hop.host}:${hop.port}`;
+
+/**
+ * An ordered failover list of smarthosts, separated by commas or whitespace (Postfix 3.5+ tries them
+ * in order when one does not answer, fails TLS or answers 4xx). One TLS mode for all: Postfix reaches
+ * every hop of one list through one transport, and implicit TLS is a transport setting.
+ */
+export function parseSmarthostList(raw: string): Parsed<Smarthost[]> {
+  const entries = raw.split(/[\s,]+/).filter((entry) => entry !== '');
+  if (entries.length > MAX_SMARTHOSTS) return fail(`${entries.length} smarthosts; at most ${MAX_SMARTHOSTS} (Postfix tries no more addresses per delivery)`);
+  const hops: Smarthost[] = [];
+  for (const [index, entry] of entries.entries()) {
+    const hop = parseSmarthost(entry);
+    const which = entries.length > 1 ? `smarthost ${index + 1} ("${entry}"): ` : '';
+    if (!hop.ok) return fail(`${which}${hop.message}`);
+    const duplicate = hops.findIndex((known) => hopKey(known) === hopKey(hop.value));
+    if (duplicate >= 0) return fail(`${which}the same as smarthost ${duplicate + 1}; list each smarthost once`);
+    hops.push(hop.value);
+  }
+  const modes = new Set(hops.map((hop) => hop.implicitTls));
+  if (modes.size > 1) {
+    const describe = (hop: Smarthost, index: number) => `${index + 1} ${hopKey(hop)} ${hop.implicitTls ? 'implicit TLS' : 'STARTTLS'}`;
+    return fail(`mixes implicit TLS (465 or smtps:) and STARTTLS smarthosts (${hops.map(describe).join(', ')}); Postfix tries every hop of one list through one transport, so use one mode for all (most providers offer both 465 and 587)`);
+  }
+  return ok(hops);
+}
+
+
 const ok = <T>(value: T): Parsed<T> => ({ ok: true, value });
 const fail = <T>(message: string): Parsed<T> => ({ ok: false, message });
 
@@ -66,9 +98,14 @@ export function parseSenderKey(raw: string): Parsed<string> {
 
 export interface Route extends Smarthost {
   sender: string;
+  /** The smarthosts after the first (above), tried in order when it does not take the mail. */
+  fallbacks?: Smarthost[];
 }
 
-const ROUTE_FORMAT = 'entries sender=[host]:port (smtps:[host]:port for implicit TLS on a port other than 465), the sender as @domain or user@domain, e.g. @example.org=[smtp.provider.example]:587';
+/** A route's smarthosts in failover order. */
+export const routeHops = (route: Route): Smarthost[] => [route, ...(route.fallbacks ?? [])].map(({ host, port, noMx, implicitTls }) => ({ host, port, noMx, implicitTls }));
+
+const ROUTE_FORMAT = 'entries sender=[host]:port (smtps:[host]:port for implicit TLS on a port other than 465; a failover list as sender=[a]:587,[b]:587), the sender as @domain or user@domain, e.g. @example.org=[smtp.provider.example]:587';
 
 /** One `sender=[host]:port` entry of RELAY_ROUTES. */
 export function parseRoute(entry: string): Parsed<Route> {
@@ -76,9 +113,11 @@ export function parseRoute(entry: string): Parsed<Route> {
   if (equals <= 0) return fail(ROUTE_FORMAT);
   const sender = parseSenderKey(entry.slice(0, equals));
   if (!sender.ok) return fail(`${sender.message}; ${ROUTE_FORMAT}`);
-  const host = parseSmarthost(entry.slice(equals + 1));
-  if (!host.ok) return fail(`${sender.value}: ${host.message}`);
-  return ok({ sender: sender.value, ...host.value });
+  const hops = parseSmarthostList(entry.slice(equals + 1));
+  if (!hops.ok) return fail(`${sender.value}: ${hops.message}`);
+  const [first, ...fallbacks] = hops.value;
+  if (!first) return fail(ROUTE_FORMAT);
+  return ok({ sender: sender.value, ...first, ...(fallbacks.length > 0 ? { fallbacks } : {}) });
 }
 
 export interface Credentials {

@@ -8,6 +8,8 @@ import { countFiles } from '../host/files.ts';
 import { LISTENERS } from '../listeners.ts';
 import type { Readiness } from '../supervision/checks.ts';
 import { MilterMetrics } from './milters.ts';
+import { SmarthostDeliveries, type ConfiguredSmarthost } from './smarthosts.ts';
+import type { Logger } from 'pino';
 
 export interface MetricSources {
   /** The supervisor's one readiness verdict: daemons and checks. */
@@ -21,6 +23,10 @@ export interface MetricSources {
   oldestQueuedSeconds?: () => Promise<number>;
   /** Messages a relay replica left in its queue at its last stop (no peer took them), until delivered. */
   strandedMessages?: () => number;
+  /** The configured smarthosts (metrics/smarthosts.ts), to say which one delivered. */
+  smarthosts?: ConfiguredSmarthost[];
+  /** Where a delivery through a failover smarthost is reported. */
+  log?: Logger;
 }
 
 /** `postfix/smtpd` is the smtp listener; the others log as `postfix/<listener>/smtpd` (master.cf syslog_name). */
@@ -67,8 +73,10 @@ export class Metrics {
   private readonly adminActions = new Counter({ name: 'relaybox_admin_actions_total', help: 'Changes made by operators (CLI, admin API, console), by action (queue_hold, queue_release, ban_lift, user_suspend, dkim_rotate_switch...).', labelNames: ['action'], registers: [this.registry] });
 
   private readonly milters = new MilterMetrics(this.registry);
+  private readonly smarthosts: SmarthostDeliveries;
 
   constructor(sources: MetricSources) {
+    this.smarthosts = new SmarthostDeliveries(this.registry, sources.smarthosts ?? [], sources.log);
     const registers = [this.registry];
     new Gauge({
       name: 'relaybox_queue_messages',
@@ -186,6 +194,7 @@ export class Metrics {
   /** Counts what a Postfix log line says happened. */
   observe(line: DaemonLogLine): void {
     this.milters.observe(line);
+    this.smarthosts.observe(line);
     const program = line.program ?? '';
     const smtpd = SMTPD.exec(program);
     if (smtpd) {

@@ -46,6 +46,10 @@ export interface UpstreamOptions {
   listen?: { host: string; port: number };
   /** Offers no STARTTLS (an attacker on the path stripped it). */
   noStartTls?: boolean;
+  /** Greets with this reply (e.g. `421 4.3.2 Service not available`) and hangs up, as an overloaded server does. */
+  refuseGreeting?: string;
+  /** Answers MAIL with this reply (e.g. `451 4.3.0 Try again later`) instead of 250. */
+  refuseMail?: string;
 }
 
 export class Upstream {
@@ -188,6 +192,7 @@ export class Upstream {
         }
         case 'MAIL':
           if (this.options.requireAuth && !user) return send('530 5.7.0 Authentication required');
+          if (this.options.refuseMail) return send(this.options.refuseMail);
           envelope = { from: /<([^>]*)>/.exec(line)?.[1] ?? '', to: [] };
           return send('250 2.1.0 Ok');
         case 'RCPT':
@@ -220,6 +225,12 @@ export class Upstream {
       }
     };
     plain.on('error', () => plain.destroy());
+    const refusal = this.options.refuseGreeting;
+    if (refusal) {
+      this.commands.push({ connection, tls: false, line: `(greeted ${refusal})` });
+      if (this.options.implicitTls) return startTls(() => (socket.write(`${refusal}\r\n`), socket.end()));
+      return void plain.end(`${refusal}\r\n`);
+    }
     if (this.options.implicitTls) return startTls(() => send(`220 ${name} ESMTP test upstream`));
     plain.setEncoding('utf8');
     plain.on('data', onData);

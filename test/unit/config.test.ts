@@ -15,7 +15,7 @@ test('a good environment gives a typed config with defaults', () => {
   assert.deepEqual(config.ports, { smtp: 25, submission: 587, submissions: 465, imap: 143, imaps: 993, lmtp: 0, handoff: 0, http: 8080 });
   assert.equal(config.stateDir, '/var/lib/relaybox');
   assert.equal(config.messageSizeLimit, 26214400);
-  assert.deepEqual(config.relay, { host: 'smtp.example.net', port: 587, noMx: true, implicitTls: false, credentials: { username: 'u', password: 'p' } });
+  assert.deepEqual(config.relay, { hops: [{ host: 'smtp.example.net', port: 587, noMx: true, implicitTls: false, tlsName: 'smtp.example.net' }], implicitTls: false, credentials: { username: 'u', password: 'p' } });
   assert.deepEqual(config.trustedNetworks, []);
   assert.equal(config.users.length, 2);
   assert.match(warnings.join('\n'), /bob@example\.org uses \{PLAIN\}/);

@@ -2,7 +2,7 @@
 // with its own credentials (Postfix sender_dependent_relayhost_maps and sender-dependent SASL).
 import { z } from 'zod';
 import { readText, take, text } from '../fields.ts';
-import { parseRoute, parseRouteCredentials, type Credentials, type Route, type Smarthost } from '../outbound-values.ts';
+import { hopKey, parseRoute, routeHops, parseRouteCredentials, type Credentials, type Route } from '../outbound-values.ts';
 import { splitList } from '../values.ts';
 import type { Issue, Values } from './area.ts';
 import type { variables as identity } from './identity.ts';
@@ -12,6 +12,16 @@ import type { variables as upstream } from './upstream.ts';
 const MIN_SRS_KEY = 16;
 
 type Ctx = z.core.$RefinementCtx;
+
+/** RELAY_ROUTES' entries; an item without `=` continues the previous entry's failover list (`@a=[x]:587, [y]:587`). */
+function routeEntries(raw: string): string[] {
+  const entries: string[] = [];
+  for (const item of splitList(raw)) {
+    if (!item.includes('=') && entries.length > 0) entries[entries.length - 1] += `,${item}`;
+    else entries.push(item);
+  }
+  return entries;
+}
 
 /** Credential lines; `#` starts a comment line. Problems name the sender, never the password. */
 function parseCredentialLines(raw: string, ctx: Ctx): Array<{ sender: string } & Credentials> {
@@ -33,9 +43,9 @@ export const variables = {
   RELAY_ROUTES: text({
     group: 'Upstream',
     description:
-      'Smarthosts chosen by sender: entries `sender=[host]:port` separated by spaces or newlines, the sender as `@domain` or `user@domain` (an address beats its domain), e.g. `@b.example=[smtp.second.example]:587`; port 465 (or a `smtps:` prefix, as in RELAY_HOST) is implicit TLS, other ports STARTTLS. Used only for mail from authenticated users and TRUSTED_NETWORKS; other senders, bounces, notices and mail forwarded from port 25 use RELAY_HOST. Each route gets TLS per RELAY_TLS, its certificate checked against its host name (also sent as SNI).',
+      'Smarthosts chosen by sender: entries `sender=[host]:port` separated by spaces or newlines, the sender as `@domain` or `user@domain` (an address beats its domain), e.g. `@b.example=[smtp.second.example]:587`; port 465 (or a `smtps:` prefix, as in RELAY_HOST) is implicit TLS, other ports STARTTLS. Used only for mail from authenticated users and TRUSTED_NETWORKS; other senders, bounces, notices and mail forwarded from port 25 use RELAY_HOST. Each route gets TLS per RELAY_TLS, its certificate checked against its host name (also sent as SNI). A route may list up to 5 smarthosts in failover order, separated by commas (`@b.example=[smtp-a.example]:587, [smtp-b.example]:587`), all in one TLS mode, all given the route\'s credentials.',
     list: true,
-  }).transform((raw, ctx) => splitList(raw).map((entry) => take(parseRoute(entry), ctx, entry))),
+  }).transform((raw, ctx) => routeEntries(raw).map((entry) => take(parseRoute(entry), ctx, entry))),
   RELAY_ROUTE_CREDENTIALS: text({ group: 'Upstream', description: CREDENTIALS_DESCRIPTION, secret: true, list: true }).transform(parseCredentialLines),
   SRS_SECRET_FILE: text({
     group: 'Upstream',
@@ -81,18 +91,18 @@ export function check(env: Env, issue: Issue): void {
   if (env.RELAY_TLS && !env.RELAY_HOST && env.RELAY_ROUTES.length === 0) issue('RELAY_TLS', 'applies to RELAY_HOST and RELAY_ROUTES; set one of them, or leave RELAY_TLS empty', env.RELAY_TLS);
 }
 
-const hopKey = (hop: Smarthost) => `${hop.noMx ? `[${hop.host}]` : hop.host}:${hop.port}`;
-
 /** Postfix keys TLS policy by nexthop: one smarthost cannot be both implicit TLS and STARTTLS. */
 function tlsModeConflicts(env: Env, issue: Issue): void {
   const modes = new Map<string, { implicitTls: boolean; by: string }>();
-  if (env.RELAY_HOST) modes.set(hopKey(env.RELAY_HOST), { implicitTls: env.RELAY_HOST.implicitTls, by: 'RELAY_HOST' });
+  for (const hop of env.RELAY_HOST ?? []) modes.set(hopKey(hop), { implicitTls: hop.implicitTls, by: 'RELAY_HOST' });
   for (const route of env.RELAY_ROUTES) {
-    const known = modes.get(hopKey(route));
-    if (known && known.implicitTls !== route.implicitTls) {
-      const mode = (implicit: boolean) => (implicit ? 'implicit TLS (smtps:)' : 'STARTTLS');
-      issue('RELAY_ROUTES', `${route.sender} reaches ${hopKey(route)} with ${mode(route.implicitTls)}, but ${known.by} reaches the same smarthost with ${mode(known.implicitTls)}; use one mode per smarthost`);
-    } else if (!known) modes.set(hopKey(route), { implicitTls: route.implicitTls, by: route.sender });
+    for (const hop of routeHops(route)) {
+      const known = modes.get(hopKey(hop));
+      if (known && known.implicitTls !== hop.implicitTls) {
+        const mode = (implicit: boolean) => (implicit ? 'implicit TLS (smtps:)' : 'STARTTLS');
+        issue('RELAY_ROUTES', `${route.sender} reaches ${hopKey(hop)} with ${mode(hop.implicitTls)}, but ${known.by} reaches the same smarthost with ${mode(known.implicitTls)}; use one mode per smarthost`);
+      } else if (!known) modes.set(hopKey(hop), { implicitTls: hop.implicitTls, by: route.sender });
+    }
   }
 }
 

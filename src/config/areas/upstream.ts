@@ -1,6 +1,6 @@
 // Where outgoing mail goes: the smarthost, its credentials, and how its TLS certificate is checked.
 import { pemFile, secretFile, take, text } from '../fields.ts';
-import { passwordProblem, parseSmarthost, parseTlsName, usernameProblem } from '../outbound-values.ts';
+import { passwordProblem, parseSmarthostList, parseTlsName, usernameProblem, type Smarthost } from '../outbound-values.ts';
 import { eitherOr, type Issue, type Values } from './area.ts';
 
 /** verify: certificate chain and name checked (Postfix `secure`); encrypt: TLS, certificate unchecked; may: TLS when offered. */
@@ -11,9 +11,8 @@ export const variables = {
   RELAY_HOST: text({
     group: 'Upstream',
     description:
-      "Smarthost for outgoing mail as `[host]:port` (no MX lookup) or `host:port`. Port 465 is implicit TLS (TLS from the first byte, RFC 8314); prefix `smtps:` for implicit TLS on another port (`smtps:[smtp.example.com]:2465`); any other port uses STARTTLS. Both are verified the same way (RELAY_TLS) and get the smarthost's name as SNI. Empty = deliver directly to the recipients' MX hosts.",
-  }).transform((raw, ctx) => (raw.trim() === '' ? undefined : take(parseSmarthost(raw), ctx, raw))
-  ),
+      "Smarthost for outgoing mail as `[host]:port` (no MX lookup) or `host:port`; or an ordered failover list of up to 5 separated by commas (`[smtp-a.example]:587, [smtp-b.example]:587`): when one does not answer, fails TLS verification or answers 4xx, the next is tried; each is verified like the first, given the same credentials, and named in the log and in relaybox_smarthost_deliveries_total. Port 465 is implicit TLS (TLS from the first byte, RFC 8314); prefix `smtps:` for implicit TLS on another port (`smtps:[smtp.example.com]:2465`); any other port uses STARTTLS; one mode for every smarthost of a list. Both are verified the same way (RELAY_TLS) and get the smarthost's name as SNI. Empty = deliver directly to the recipients' MX hosts.",
+  }).transform((raw, ctx) => (raw.trim() === '' ? undefined : take(parseSmarthostList(raw), ctx, raw))),
   RELAY_USERNAME: text({ group: 'Upstream', description: 'SASL user name at the smarthost (no ":" and no whitespace). With credentials set, the smarthost\'s TLS certificate is verified (RELAY_TLS).' }),
   RELAY_USERNAME_FILE: secretFile({ group: 'Upstream', description: 'File holding RELAY_USERNAME.' }),
   RELAY_PASSWORD: text({ group: 'Upstream', description: 'SASL password at the smarthost (taken literally; no leading or trailing whitespace).', secret: true }),
@@ -29,9 +28,11 @@ export const variables = {
     if (!level) ctx.addIssue({ code: 'custom', message: `one of ${RELAY_TLS_LEVELS.join(', ')}, or empty for the default (verify with credentials, may without)`, input: raw });
     return level;
   }),
-  RELAY_TLS_NAME: text({ group: 'Upstream', description: "The name RELAY_HOST's certificate must carry when verified. Empty = RELAY_HOST's host (set it when RELAY_HOST is an IP address)." }).transform((raw, ctx) =>
-    raw.trim() === '' ? undefined : take(parseTlsName(raw), ctx, raw),
-  ),
+  RELAY_TLS_NAME: text({
+    group: 'Upstream',
+    description:
+      "The name RELAY_HOST's certificate must carry when verified (also sent as SNI). Empty = each smarthost's own host (set it when RELAY_HOST is an IP address). With a list of smarthosts: one name for all, or one per smarthost in the same order, separated by commas.",
+  }).transform((raw, ctx) => (raw.trim() === '' ? undefined : raw.split(/[\s,]+/).filter((name) => name !== '').map((name) => take(parseTlsName(name), ctx, raw)))),
   RELAY_TLS_CA_FILE: pemFile({ group: 'Upstream', description: "PEM file of the CA(s) that issued the smarthost's certificate, for a private CA; trusted in addition to the system's CAs." }, 'certificate'),
 };
 
@@ -51,16 +52,30 @@ export function check(env: Env, issue: Issue): void {
   const passProblem = pass ? passwordProblem(pass) : undefined;
   if (passProblem) issue(env.RELAY_PASSWORD ? 'RELAY_PASSWORD' : 'RELAY_PASSWORD_FILE', `the password ${passProblem}`);
   if (env.RELAY_TLS_NAME && !env.RELAY_HOST) issue('RELAY_TLS_NAME', "names RELAY_HOST's certificate: set RELAY_HOST too, or leave RELAY_TLS_NAME empty");
+  const [names, hops] = [env.RELAY_TLS_NAME?.length ?? 0, env.RELAY_HOST?.length ?? 0];
+  if (names > 1 && hops > 0 && names !== hops) issue('RELAY_TLS_NAME', `${names} names for ${hops} smarthosts in RELAY_HOST; give one name for all, or one per smarthost in RELAY_HOST's order`);
+}
+
+/** A smarthost of RELAY_HOST with the name its certificate must carry (and the SNI sent). */
+export type RelayHop = Smarthost & { tlsName: string };
+
+function hopsOf(env: Env): RelayHop[] {
+  const names = env.RELAY_TLS_NAME ?? [];
+  return (env.RELAY_HOST ?? []).map((hop, index) => ({ ...hop, tlsName: (names.length === 1 ? names[0] : names[index]) ?? hop.host }));
 }
 
 export function toConfig(env: Env) {
   const [user, pass] = [username(env), password(env)];
   return {
-    relay: env.RELAY_HOST && { ...env.RELAY_HOST, credentials: user && pass ? { username: user, password: pass } : undefined },
+    /** RELAY_HOST: its smarthosts in failover order (one TLS mode for all), and the credentials each is given. */
+    relay: env.RELAY_HOST && {
+      hops: hopsOf(env),
+      implicitTls: env.RELAY_HOST.some((hop) => hop.implicitTls),
+      credentials: user && pass ? { username: user, password: pass } : undefined,
+    },
     relayTls: {
       /** RELAY_TLS as given; unset = verify for a nexthop with credentials, may without. */
       level: env.RELAY_TLS,
-      name: env.RELAY_TLS_NAME,
       caFile: env.RELAY_TLS_CA_FILE?.path,
     },
   };

@@ -6,6 +6,7 @@ import type { StatePaths } from '../paths.ts';
 import type { RenderInput, RenderedFile } from '../types.ts';
 import { table, type Setting } from './format.ts';
 import { directLevel, directPolicyMaps, directVerifies } from './direct.ts';
+import { routeHops } from '../../config/outbound-values.ts';
 
 type Config = RenderInput['config'];
 type Level = 'verify' | 'encrypt' | 'may';
@@ -41,6 +42,21 @@ interface Hop {
   name: string;
 }
 
+/** The longest failover list (RELAY_HOST's or a route's). */
+function longestList(config: Config): number {
+  return Math.max(config.relay?.hops.length ?? 0, ...config.relayRoutes.map((route) => routeHops(route).length));
+}
+
+/** Whether routes need sender_dependent_default_transport_maps: implicit TLS somewhere, or a route's failover list. */
+function routeTransports(config: Config): boolean {
+  return config.relayRoutes.length > 0 && (implicitTlsUsed(config) || config.relayRoutes.some((route) => (route.fallbacks?.length ?? 0) > 0));
+}
+
+/** relayhost's value: the smarthosts in failover order. */
+export function relayhostValue(hops: ReadonlyArray<{ host: string; port: number; noMx: boolean }>): string {
+  return hops.map(nexthop).join(', ');
+}
+
 /** Whether any smarthost (RELAY_HOST or a route) is reached with implicit TLS. */
 export function implicitTlsUsed(config: Config): boolean {
   return Boolean(config.relay?.implicitTls) || config.relayRoutes.some((route) => route.implicitTls);
@@ -59,8 +75,8 @@ export function relayHops(config: Config): Hop[] {
     if (!known || STRENGTH[hop.level] > STRENGTH[known.level]) hops.set(hop.nexthop, { ...hop, name: known?.name ?? hop.name });
   };
   const { relay } = config;
-  if (relay) add({ nexthop: nexthop(relay), level: levelFor(config, Boolean(relay.credentials), relay.implicitTls), name: config.relayTls.name ?? relay.host });
-  for (const route of config.relayRoutes) add({ nexthop: nexthop(route), level: levelFor(config, Boolean(route.credentials), route.implicitTls), name: route.host });
+  for (const hop of relay?.hops ?? []) add({ nexthop: nexthop(hop), level: levelFor(config, Boolean(relay?.credentials), hop.implicitTls), name: hop.tlsName });
+  for (const route of config.relayRoutes) for (const hop of routeHops(route)) add({ nexthop: nexthop(hop), level: levelFor(config, Boolean(route.credentials), hop.implicitTls), name: hop.host });
   return [...hops.values()];
 }
 
@@ -84,7 +100,10 @@ export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Se
   const policyMaps = [...(hops.length > 0 ? [`texthash:${paths.relayTlsPolicy}`] : []), ...directPolicyMaps(config, paths)];
   const caFile = config.relayTls.caFile ?? config.outbound.caFile;
   return [
-    ['relayhost', relay ? nexthop(relay) : ''],
+    // Several smarthosts: Postfix (3.5+) tries them in order, the next when one does not answer, fails TLS or answers 4xx.
+    ['relayhost', relay ? relayhostValue(relay.hops) : ''],
+    // A hop that answers 4xx after EHLO and TLS counts as a session; let every hop have its turn (default 2).
+    longestList(config) > 2 && ['smtp_mx_session_limit', longestList(config)],
     // Everything for RELAY_HOST (bounces and notices too) through the implicit-TLS client when it asks for one.
     Boolean(relay?.implicitTls) && ['default_transport', IMPLICIT_TLS_TRANSPORT],
     // The policy map decides per smarthost; this default also covers a smarthost it would miss.
@@ -100,7 +119,8 @@ export function upstreamSettings({ config }: RenderInput, paths: StatePaths): Se
     ['smtp_tls_session_cache_database', ''],
     config.relayRoutes.length > 0 && ['sender_dependent_relayhost_maps', `texthash:${paths.senderRelayMap}`],
     // A route's transport as well as its nexthop, so a route can be on 465 while RELAY_HOST uses STARTTLS (or the reverse).
-    config.relayRoutes.length > 0 && implicitTlsUsed(config) && ['sender_dependent_default_transport_maps', `texthash:${paths.senderTransportMap}`],
+    // Also for a route's failover list: Postfix takes a list of nexthops from a transport, not from sender_dependent_relayhost_maps.
+    routeTransports(config) && ['sender_dependent_default_transport_maps', `texthash:${paths.senderTransportMap}`],
     ...(anyCredentials
       ? ([
           ['smtp_sasl_auth_enable', 'yes'],
@@ -118,15 +138,16 @@ export function upstreamFiles({ config }: RenderInput, paths: StatePaths): Rende
   const relay = config.relay;
   const hops = relayHops(config);
   const passwords: Array<[string, string]> = [
-    ...(relay?.credentials ? [[nexthop(relay), `${relay.credentials.username}:${relay.credentials.password}`] as [string, string]] : []),
+    // Keyed by each hop's nexthop: Postfix looks up the one it is connected to, so every hop gets them.
+    ...(relay?.credentials ? relay.hops.map((hop): [string, string] => [nexthop(hop), `${relay.credentials!.username}:${relay.credentials!.password}`]) : []),
     ...config.relayRoutes.flatMap((route): Array<[string, string]> => (route.credentials ? [[route.sender, `${route.credentials.username}:${route.credentials.password}`]] : [])),
   ];
   return [
     ...(passwords.length > 0 ? [{ path: paths.relayPasswordMap, content: table(passwords), mode: 0o600 }] : []),
     ...(hops.length > 0 ? [{ path: paths.relayTlsPolicy, content: table(hops.map(policyRow)), mode: 0o644 }] : []),
-    ...(config.relayRoutes.length > 0 ? [{ path: paths.senderRelayMap, content: table(config.relayRoutes.map((route): [string, string] => [route.sender, nexthop(route)])), mode: 0o644 }] : []),
-    ...(config.relayRoutes.length > 0 && implicitTlsUsed(config)
-      ? [{ path: paths.senderTransportMap, content: table(config.relayRoutes.map((route): [string, string] => [route.sender, transportFor(route)])), mode: 0o644 }]
+    ...(config.relayRoutes.length > 0 ? [{ path: paths.senderRelayMap, content: table(config.relayRoutes.map((route): [string, string] => [route.sender, relayhostValue(routeHops(route))])), mode: 0o644 }] : []),
+    ...(routeTransports(config)
+      ? [{ path: paths.senderTransportMap, content: table(config.relayRoutes.map((route): [string, string] => [route.sender, `${transportFor(route).split(':')[0]}:${relayhostValue(routeHops(route))}`])), mode: 0o644 }]
       : []),
   ];
 }
