@@ -75,7 +75,7 @@ test('the file store: a count nobody flushed reaches the disk COUNTER_WRITE_MS l
   assert.equal(existsSync(path), false, 'nothing written before COUNTER_WRITE_MS');
   t.mock.timers.tick(1);
   // The write itself is real I/O: wait for the rename to land (a bounded wait, then the assertion).
-  for (let i = 0; i < 200 && onDisk() === undefined; i++) await settle(5);
+  for (let i = 0; i < 2000 && onDisk() === undefined; i++) await settle(5); // up to ~10 s on a loaded machine
   assert.equal(onDisk()?.counters['messages:alice']?.value, 1, 'a count nobody flushed reaches the disk by itself');
 });
 
