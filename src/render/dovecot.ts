@@ -5,6 +5,7 @@ import type { AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { enabledListeners, LISTENERS } from '../listeners.ts';
+import { renderAppPasswordFiles, renderAppPasswordPassdbs } from './app-passwords.ts';
 
 export function renderDovecotConf(input: RenderInput, paths: StatePaths): string {
   const { config, tls, vmail } = input;
@@ -45,7 +46,9 @@ auth_failure_delay = ${config.auth.failureDelaySeconds} secs
 auth_verbose = yes
 auth_verbose_passwords = no
 
-passdb {
+# App passwords first (each slot, for the asking service), then the refusal of the account's own
+# password (APP_PASSWORDS_ONLY, SMTP), then the account's own password.
+${renderAppPasswordPassdbs(paths.appPasswordDir)}passdb {
   driver = passwd-file
   args = scheme=CRYPT username_format=%Lu ${paths.passwdFile}
 }
@@ -158,8 +161,15 @@ function passwdFile({ users, handoffHash, config }: RenderInput): string {
   return [...users.map((u) => `${u.address}:${u.hash}::::::\n`), ...handoff].join('');
 }
 
+/** APP_PASSWORDS_ONLY resolved against the rendered accounts (`*` = every one). */
+export function appPasswordsOnly(input: Pick<RenderInput, 'config' | 'users'>): string[] {
+  const only = input.config.appPasswordsOnly;
+  return only.includes('*') ? input.users.map((u) => u.address) : only;
+}
+
 export function renderDovecot(input: RenderInput, paths: StatePaths): RenderedFile[] {
   return [
+    ...renderAppPasswordFiles(paths.appPasswordDir, input.appPasswords ?? [], appPasswordsOnly(input)),
     { path: paths.dovecotConf, content: renderDovecotConf(input, paths), mode: 0o644 },
     { path: paths.passwdFile, content: passwdFile(input), mode: 0o640, group: 'dovecot' },
     ...(input.authPolicy ? [{ path: paths.dovecotAuthPolicy, content: renderAuthPolicyConf(input.authPolicy), mode: 0o600 }] : []),

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.ts';
 import type { UserEntry } from '../config/values.ts';
+import type { AppPassword } from './app-passwords.ts';
 
 /** Everything a renderer needs: the validated config plus facts the supervisor resolved at start. */
 export interface RenderInput {
@@ -16,6 +17,8 @@ export interface RenderInput {
   dkimKeys: DkimKey[];
   /** Dovecot's auth policy endpoint the supervisor serves on loopback (bans on IMAP), when bans are on. */
   authPolicy?: AuthPolicyEndpoint;
+  /** The accounts' app passwords (STATE_DIR/app-passwords.json), hashes only. */
+  appPasswords?: AppPassword[];
   /** ROLE=relay with HANDOFF_PEERS: the handoff account's password hash, for Dovecot's passdb. */
   handoffHash?: string;
   /**

@@ -1,0 +1,75 @@
+// Pure renderer: app passwords -> the passwd-files Dovecot checks before the account's own password.
+// Dovecot's passwd-file holds one line per login, so each credential of an account takes a slot
+// (1..APP_PASSWORD_SLOTS) and each slot is its own passdb; the file a passdb reads is chosen by the
+// service asking (%s: `smtp` from Postfix's SASL, `imap`), which is how a credential's scope works.
+// The login stays the account's address, so Postfix's sender checks, limits and suspension apply.
+import type { RenderedFile } from './types.ts';
+
+export const APP_PASSWORD_SLOTS = 8;
+export const APP_PASSWORD_SCOPES = ['smtp', 'imap', 'both'] as const;
+export type AppPasswordScope = (typeof APP_PASSWORD_SCOPES)[number];
+/** The Dovecot services a credential can be limited to (the %s of the passdb path). */
+export const APP_PASSWORD_SERVICES = ['smtp', 'imap'] as const;
+
+export interface AppPassword {
+  /** The account (user@domain); the login name with this credential too. */
+  user: string;
+  /** The device or purpose, unique per account; what logs and lists show. */
+  name: string;
+  scope: AppPasswordScope;
+  /** Unix ms. */
+  created: number;
+  /** Unix ms of the last login seen with this credential; undefined = none seen. */
+  lastUsed?: number;
+  /** 1..APP_PASSWORD_SLOTS: which passdb holds it. */
+  slot: number;
+  /** Dovecot {SCHEME} hash; the secret itself is never stored. */
+  hash: string;
+}
+
+export function slotFile(dir: string, service: string, slot: number): string {
+  return `${dir}/${service}-${slot}`;
+}
+
+export function refusedFile(dir: string, service: string): string {
+  return `${dir}/main-refused-${service}`;
+}
+
+/** The passdb blocks: every slot, then the refusal of the main password, before the main passdb. */
+export function renderAppPasswordPassdbs(dir: string): string {
+  const slots = Array.from({ length: APP_PASSWORD_SLOTS }, (_, index) => index + 1).map(
+    (slot) => `passdb {
+  driver = passwd-file
+  args = scheme=CRYPT username_format=%Lu ${slotFile(dir, '%Ls', slot)}
+  auth_verbose = no
+}
+`,
+  );
+  return `${slots.join('')}passdb {
+  driver = passwd-file
+  args = username_format=%Lu ${refusedFile(dir, '%Ls')}
+  deny = yes
+}
+`;
+}
+
+function serves(scope: AppPasswordScope, service: string): boolean {
+  return scope === 'both' || scope === service;
+}
+
+/**
+ * One file per service and slot (always all of them, so a passdb never finds its file missing) and
+ * per service the accounts whose main password is refused there (APP_PASSWORDS_ONLY: SMTP only).
+ */
+export function renderAppPasswordFiles(dir: string, passwords: AppPassword[], appPasswordsOnly: string[]): RenderedFile[] {
+  const files: RenderedFile[] = [];
+  for (const service of APP_PASSWORD_SERVICES) {
+    for (let slot = 1; slot <= APP_PASSWORD_SLOTS; slot++) {
+      const lines = passwords.filter((p) => p.slot === slot && serves(p.scope, service)).map((p) => `${p.user}:${p.hash}::::::\n`);
+      files.push({ path: slotFile(dir, service, slot), content: lines.join(''), mode: 0o640, group: 'dovecot' });
+    }
+    const refused = service === 'smtp' ? appPasswordsOnly.map((user) => `${user}:::::::\n`) : [];
+    files.push({ path: refusedFile(dir, service), content: refused.join(''), mode: 0o640, group: 'dovecot' });
+  }
+  return files;
+}
