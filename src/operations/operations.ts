@@ -47,7 +47,7 @@ export class Operations {
     const audit = new Audit(context.log, context.counted);
     this.queue = new QueueOperations(context.paths, audit);
     this.accounts = new AccountOperations({ users: context.users, aliases: () => context.config().aliases }, context.defences, this.queue, audit);
-    this.appPasswords = new AppPasswordOperations({ config: context.config, users: context.users, paths: context.paths }, audit);
+    this.appPasswords = new AppPasswordOperations({ config: context.config, users: context.users, paths: context.paths, log: context.log.child({ service: 'operations' }) }, audit);
     this.bans = new BanOperations(context.defences, context.config, audit);
     this.dkim = new DkimOperations(context.config, context.paths, context.resign, audit);
   }
@@ -59,6 +59,7 @@ export class Operations {
 
   observe(line: DaemonLogLine): void {
     this.accounts.observe(line);
+    this.appPasswords.observe(line);
   }
 
   /** Every record to publish, with what DNS answers for it. */

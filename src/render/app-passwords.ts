@@ -35,10 +35,27 @@ export function refusedFile(dir: string, service: string): string {
   return `${dir}/main-refused-${service}`;
 }
 
+const SLOT_PREFIX = 'app-password-';
+
+/**
+ * Dovecot logs (at debug level, for this event alone) which passdb let a login in: the slot names
+ * the credential. "auth: Debug: app-password-3(alice@example.com,192.0.2.7,<sess>): Finished passdb lookup"
+ */
+export const APP_PASSWORD_LOG_DEBUG = `log_debug = event=auth_passdb_request_finished AND result=ok AND passdb_name=${SLOT_PREFIX}*`;
+const USED = new RegExp(`^${SLOT_PREFIX}(\\d+)\\(([^,()]+)[,)]`);
+
+/** The account and slot of a login made with an app password, from that debug line. */
+export function appPasswordLogin(program: string | undefined, msg: string): { user: string; slot: number } | undefined {
+  if (!msg.includes('Finished passdb lookup')) return undefined;
+  const match = USED.exec(program?.startsWith('auth') ? msg : '');
+  return match ? { user: match[2]!.toLowerCase(), slot: Number(match[1]) } : undefined;
+}
+
 /** The passdb blocks: every slot, then the refusal of the main password, before the main passdb. */
 export function renderAppPasswordPassdbs(dir: string): string {
   const slots = Array.from({ length: APP_PASSWORD_SLOTS }, (_, index) => index + 1).map(
     (slot) => `passdb {
+  name = ${SLOT_PREFIX}${slot}
   driver = passwd-file
   args = scheme=CRYPT username_format=%Lu ${slotFile(dir, '%Ls', slot)}
   auth_verbose = no

@@ -5,7 +5,7 @@ import type { AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { enabledListeners, LISTENERS } from '../listeners.ts';
-import { renderAppPasswordFiles, renderAppPasswordPassdbs } from './app-passwords.ts';
+import { APP_PASSWORD_LOG_DEBUG, renderAppPasswordFiles, renderAppPasswordPassdbs } from './app-passwords.ts';
 
 export function renderDovecotConf(input: RenderInput, paths: StatePaths): string {
   const { config, tls, vmail } = input;
@@ -22,6 +22,7 @@ log_path = /dev/stderr
 info_log_path = /dev/stderr
 debug_log_path = /dev/stderr
 log_timestamp =
+${APP_PASSWORD_LOG_DEBUG}
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = ${vmail.uid}

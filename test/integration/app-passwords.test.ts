@@ -85,8 +85,21 @@ describe('app passwords', () => {
     assert.ok(await imapWorks(box, ALICE, secret));
     // Postfix saw the account, not a credential name: its sender checks and limits are the account's.
     await waitFor('sasl_username=alice in the log', 10_000, async () => box.lines.find((l) => l.includes(`sasl_username=${ALICE}`)), 200);
-    // The account's own password still works (no APP_PASSWORDS_ONLY for alice).
+    // The log names the credential of each login (never its secret); the list shows when it was last used.
+    const logins = await waitFor('two app_password_login events for laptop', 10_000, async () => {
+      const found = box.logs().filter((l) => l.event === 'app_password_login' && l.credential === 'laptop' && l.user === ALICE);
+      return found.length >= 2 ? found : undefined;
+    }, 200);
+    assert.ok(logins.length >= 2);
+    const { json } = await cli(['users', 'app-password', 'list', ALICE, '--json']);
+    assert.equal(typeof json.passwords[0].lastUsed, 'number');
+    assert.ok(json.passwords[0].lastUsed >= json.passwords[0].created);
+    // The account's own password still works (no APP_PASSWORDS_ONLY for alice), and is no app password login.
+    const before = box.logs().filter((l) => l.event === 'app_password_login').length;
     assert.ok(await authWorks(box.ports, ALICE));
+    assert.ok(await imapWorks(box, ALICE, PASSWORD));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(box.logs().filter((l) => l.event === 'app_password_login').length, before);
   });
 
   test('scope is honoured: an smtp one is refused on IMAP, an imap one on SMTP', async () => {
