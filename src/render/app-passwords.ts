@@ -3,29 +3,15 @@
 // (1..APP_PASSWORD_SLOTS) and each slot is its own passdb; the file a passdb reads is chosen by the
 // service asking (%s: `smtp` from Postfix's SASL, `imap`), which is how a credential's scope works.
 // The login stays the account's address, so Postfix's sender checks, limits and suspension apply.
-import type { RenderedFile } from './types.ts';
+import type { AppPassword, AppPasswordScope, RenderedFile } from './types.ts';
+
+export type { AppPassword, AppPasswordScope };
 
 export const APP_PASSWORD_SLOTS = 8;
-export const APP_PASSWORD_SCOPES = ['smtp', 'imap', 'both'] as const;
-export type AppPasswordScope = (typeof APP_PASSWORD_SCOPES)[number];
+export const APP_PASSWORD_SCOPES = ['smtp', 'imap', 'both'] as const satisfies readonly AppPasswordScope[];
 /** The Dovecot services a credential can be limited to (the %s of the passdb path). */
 export const APP_PASSWORD_SERVICES = ['smtp', 'imap'] as const;
 
-export interface AppPassword {
-  /** The account (user@domain); the login name with this credential too. */
-  user: string;
-  /** The device or purpose, unique per account; what logs and lists show. */
-  name: string;
-  scope: AppPasswordScope;
-  /** Unix ms. */
-  created: number;
-  /** Unix ms of the last login seen with this credential; undefined = none seen. */
-  lastUsed?: number;
-  /** 1..APP_PASSWORD_SLOTS: which passdb holds it. */
-  slot: number;
-  /** Dovecot {SCHEME} hash; the secret itself is never stored. */
-  hash: string;
-}
 
 export function slotFile(dir: string, service: string, slot: number): string {
   return `${dir}/${service}-${slot}`;

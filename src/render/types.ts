@@ -1,6 +1,5 @@
 import type { Config } from '../config/schema.ts';
 import type { UserEntry } from '../config/values.ts';
-import type { AppPassword } from './app-passwords.ts';
 
 /** Everything a renderer needs: the validated config plus facts the supervisor resolved at start. */
 export interface RenderInput {
@@ -50,4 +49,23 @@ export interface RenderedFile {
   group?: string;
   /** User that owns the file (e.g. opendkim for its keys); root when unset. */
   owner?: string;
+}
+
+export type AppPasswordScope = 'smtp' | 'imap' | 'both';
+
+/** One app password (src/render/app-passwords.ts). */
+export interface AppPassword {
+  /** The account (user@domain); the login name with this credential too. */
+  user: string;
+  /** The device or purpose, unique per account; what logs and lists show. */
+  name: string;
+  scope: AppPasswordScope;
+  /** Unix ms. */
+  created: number;
+  /** Unix ms of the last login seen with this credential; undefined = none seen. */
+  lastUsed?: number;
+  /** 1..APP_PASSWORD_SLOTS: which passdb holds it. */
+  slot: number;
+  /** Dovecot {SCHEME} hash; the secret itself is never stored. */
+  hash: string;
 }
