@@ -9,7 +9,7 @@ import type { UserEntry } from '../config/values.ts';
 import { publishAppPasswords, readAppPasswords, saveAppPasswords } from '../host/app-passwords.ts';
 import { hashPassword, randomPassword } from '../host/password.ts';
 import { APP_PASSWORD_SCOPES, APP_PASSWORD_SLOTS, appPasswordLogin, type AppPassword, type AppPasswordScope } from '../render/app-passwords.ts';
-import { appPasswordsOnly } from '../render/dovecot.ts';
+import { appPasswordsOnly, liveAppPasswords } from '../render/dovecot.ts';
 import type { StatePaths } from '../render/paths.ts';
 import type { Actor, Audit } from './audit.ts';
 import { failed, notFound, usage } from './errors.ts';
@@ -66,7 +66,8 @@ export class AppPasswordOperations {
    */
   private async write(passwords: AppPassword[]): Promise<void> {
     saveAppPasswords(this.source.paths, passwords);
-    publishAppPasswords(this.source.paths, passwords, appPasswordsOnly({ config: this.source.config(), users: this.source.users() }));
+    const users = this.source.users();
+    publishAppPasswords(this.source.paths, liveAppPasswords(passwords, users), appPasswordsOnly({ config: this.source.config(), users }));
     await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 20));
   }
 

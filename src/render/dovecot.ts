@@ -1,7 +1,8 @@
 // Pure renderer: Config -> dovecot.conf and the passwd-file (SASL for Postfix, IMAP, LMTP delivery).
 // ROLE=relay: authentication only (SASL for Postfix); ROLE=mailbox: IMAP and LMTP over TCP from
 // the relays, no Postfix beside it.
-import type { AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
+import type { AppPassword, AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
+import type { UserEntry } from '../config/values.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { enabledListeners, LISTENERS } from '../listeners.ts';
@@ -162,6 +163,12 @@ function passwdFile({ users, handoffHash, config }: RenderInput): string {
   return [...users.map((u) => `${u.address}:${u.hash}::::::\n`), ...handoff].join('');
 }
 
+/** The app passwords of accounts that still exist: one removed from MAIL_USERS_FILE relays with none of its own. */
+export function liveAppPasswords(passwords: AppPassword[], users: UserEntry[]): AppPassword[] {
+  const live = new Set(users.map((u) => u.address));
+  return passwords.filter((p) => live.has(p.user));
+}
+
 /** APP_PASSWORDS_ONLY resolved against the rendered accounts (`*` = every one). */
 export function appPasswordsOnly(input: Pick<RenderInput, 'config' | 'users'>): string[] {
   const only = input.config.appPasswordsOnly;
@@ -170,7 +177,7 @@ export function appPasswordsOnly(input: Pick<RenderInput, 'config' | 'users'>): 
 
 export function renderDovecot(input: RenderInput, paths: StatePaths): RenderedFile[] {
   return [
-    ...renderAppPasswordFiles(paths.appPasswordDir, input.appPasswords ?? [], appPasswordsOnly(input)),
+    ...renderAppPasswordFiles(paths.appPasswordDir, liveAppPasswords(input.appPasswords ?? [], input.users), appPasswordsOnly(input)),
     { path: paths.dovecotConf, content: renderDovecotConf(input, paths), mode: 0o644 },
     { path: paths.passwdFile, content: passwdFile(input), mode: 0o640, group: 'dovecot' },
     ...(input.authPolicy ? [{ path: paths.dovecotAuthPolicy, content: renderAuthPolicyConf(input.authPolicy), mode: 0o600 }] : []),

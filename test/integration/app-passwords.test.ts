@@ -5,9 +5,9 @@
 // keeps hashes only.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { DOMAIN, Instance, PASSWORD, freePort, runCli, waitFor } from '../helpers/instance.ts';
+import { DOMAIN, Instance, PASSWORD, freePort, hashOf, runCli, waitFor } from '../helpers/instance.ts';
 import { authWorks, submit } from '../helpers/smtp.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
 
@@ -212,4 +212,27 @@ test('APP_PASSWORDS_ONLY naming an address that is not a user: refused at start,
   const { code, stderr } = await runCli(['check-config'], { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'PATH')) as Record<string, string>, MAIL_HOSTNAME: 'mail.relaybox.test', MAIL_DOMAINS: DOMAIN, RELAY_HOST: '[127.0.0.1]:2525', STATE_DIR: '/tmp/rb-apppw-bad', MAIL_USERS: `alice@${DOMAIN}:{PLAIN}xxxxxxxx`, APP_PASSWORDS_ONLY: `carol@${DOMAIN}` });
   assert.notEqual(code, 0);
   assert.match(stderr, /APP_PASSWORDS_ONLY.*carol@relaybox\.test is not a user in MAIL_USERS/s);
+});
+
+test('an account removed from MAIL_USERS_FILE relays with none of its app passwords (hot reload, no restart)', async () => {
+  const usersFile = `${mkdtempSync('/tmp/rbapusers-')}/users`;
+  const dave = `dave@${DOMAIN}`;
+  writeFileSync(usersFile, `alice@${DOMAIN}:${hashOf(PASSWORD)}\n${dave}:${hashOf(PASSWORD)}\n`);
+  const box = await Instance.start({ MAIL_USERS: '', MAIL_USERS_FILE: usersFile, AUTH_FAILURE_DELAY: '0' });
+  let secret = '';
+  try {
+    const made = await runCli(['users', 'app-password', 'add', dave, 'phone', '--json'], box.env);
+    assert.equal(made.code, 0, made.stderr);
+    secret = JSON.parse(made.stdout).password;
+    assert.ok(await authWorks(box.ports, dave, { password: secret }));
+    const reloads = box.logs().filter((l) => l.event === 'reload').length;
+    writeFileSync(usersFile, `alice@${DOMAIN}:${hashOf(PASSWORD)}\n`);
+    await waitFor('the users file reloaded', 15_000, async () => box.logs().filter((l) => l.event === 'reload').length > reloads || undefined, 200);
+    await waitFor('dave refused', 5_000, async () => !(await authWorks(box.ports, dave, { password: secret })) || undefined, 300);
+    assert.equal(await authWorks(box.ports, dave, { password: secret }), false);
+    assert.ok(await authWorks(box.ports, `alice@${DOMAIN}`));
+  } finally {
+    await box.destroy();
+    assert.ok(secret === '' || ![...box.lines, ...box.bodies].join('\n').includes(secret));
+  }
 });
