@@ -48,6 +48,7 @@ describe('app passwords', () => {
     assert.equal(typeof json.password, 'string');
     assert.ok(json.password.length >= 20);
     made.push(json.password);
+    box.rememberSecret(json.password);
     return json.password as string;
   }
 
@@ -68,13 +69,9 @@ describe('app passwords', () => {
     adminPort = await freePort();
     box = await Instance.start({ APP_PASSWORDS_ONLY: BOB, AUTH_FAILURE_DELAY: '0', ADMIN_TOKEN: TOKEN, PORT_ADMIN: String(adminPort), SEND_LIMIT_MESSAGES: '3', SEND_SUSPEND_THRESHOLD: '0' });
   });
+  // destroy() checks every secret remembered (each app password made here) against the logs and bodies.
   after(async () => {
-    try {
-      const everything = [...box.lines, ...box.bodies].join('\n');
-      for (const secret of made) assert.ok(!everything.includes(secret), `an app password (${secret.slice(0, 4)}...) appeared in the logs`);
-    } finally {
-      await box.destroy();
-    }
+    await box.destroy();
   });
 
   test('an app password with scope both relays on 587 and reads IMAP; the login stays the account', async () => {
@@ -174,6 +171,7 @@ describe('app passwords', () => {
     const created = await api('POST', `/api/v1/users/${ALICE}/app-passwords`, { name: 'api-made', scope: 'imap' });
     assert.equal(created.status, 200, JSON.stringify(created.body));
     made.push(created.body.password);
+    box.rememberSecret(created.body.password);
     assert.ok(await imapWorks(box, ALICE, created.body.password));
     const listed = await api('GET', `/api/v1/users/${ALICE}/app-passwords`);
     assert.ok(listed.body.passwords.some((p: { name: string }) => p.name === 'api-made'));
@@ -224,6 +222,7 @@ test('an account removed from MAIL_USERS_FILE relays with none of its app passwo
     const made = await runCli(['users', 'app-password', 'add', dave, 'phone', '--json'], box.env);
     assert.equal(made.code, 0, made.stderr);
     secret = JSON.parse(made.stdout).password;
+    box.rememberSecret(secret);
     assert.ok(await authWorks(box.ports, dave, { password: secret }));
     const reloads = box.logs().filter((l) => l.event === 'reload').length;
     writeFileSync(usersFile, `alice@${DOMAIN}:${hashOf(PASSWORD)}\n`);
@@ -233,6 +232,5 @@ test('an account removed from MAIL_USERS_FILE relays with none of its app passwo
     assert.ok(await authWorks(box.ports, `alice@${DOMAIN}`));
   } finally {
     await box.destroy();
-    assert.ok(secret === '' || ![...box.lines, ...box.bodies].join('\n').includes(secret));
   }
 });
