@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { control, EXIT_UNREACHABLE, Unreachable } from './control-client.ts';
 import { ADMIN_USAGE } from './usage.ts';
-import { renderActed, renderBans, renderDkim, renderQueue, renderRecord, renderShown, renderStatus, renderUsers } from './render.ts';
+import { renderActed, renderBans, renderDkim, renderQueue, renderRecord, renderShown, renderStatus, renderUsers, renderAppPasswords } from './render.ts';
 
 const API = '/api/v1';
 
@@ -52,7 +52,47 @@ function queueRequest(sub: string, args: string[]): { request: Request; json: bo
   throw new Usage(`unknown queue command "${sub}"; use list, show, hold, release, delete or retry`);
 }
 
+const APP_PASSWORD_USAGE = 'users app-password add USER NAME [--scope smtp|imap|both] | list [USER] | revoke USER NAME';
+
+function appPasswordRequest(args: string[]): { request: Request; json: boolean; stateDir?: string } {
+  const [action, ...rest] = args;
+  const { values, positionals } = parse(rest, { scope: { type: 'string' } });
+  const base = { json: values.json as boolean, stateDir: values['state-dir'] as string | undefined };
+  const pair = () => {
+    if (positionals.length !== 2) throw new Usage(`app-password ${action}: give USER and NAME (${APP_PASSWORD_USAGE})`);
+    return positionals.map((p) => encodeURIComponent(p)) as [string, string];
+  };
+  if (values.scope !== undefined && action !== 'add') throw new Usage('--scope goes with app-password add');
+  switch (action) {
+    case 'add': {
+      const scope = values.scope as string | undefined;
+      if (scope !== undefined && !['smtp', 'imap', 'both'].includes(scope)) throw new Usage(`--scope "${scope}": use smtp, imap or both`);
+      const [user, name] = pair();
+      return {
+        ...base,
+        request: { method: 'POST', path: `${API}/users/${user}/app-passwords`, body: { name: decodeURIComponent(name), ...(scope ? { scope } : {}) }, render: (a) => `app password ${a.name} for ${a.user} (${a.scope}):
+
+    ${a.password}
+
+shown this once: enter it in the device now (login name ${a.user})` },
+      };
+    }
+    case 'list': {
+      if (positionals.length > 1) throw new Usage(`app-password list takes at most one USER (${APP_PASSWORD_USAGE})`);
+      const path = positionals.length === 1 ? `${API}/users/${encodeURIComponent(positionals[0]!)}/app-passwords` : `${API}/app-passwords`;
+      return { ...base, request: { method: 'GET', path, render: renderAppPasswords } };
+    }
+    case 'revoke': {
+      const [user, name] = pair();
+      return { ...base, request: { method: 'DELETE', path: `${API}/users/${user}/app-passwords/${name}`, render: (a) => `revoked app password ${a.name} of ${a.user}; refused from the next login on` } };
+    }
+    default:
+      throw new Usage(`unknown app-password command "${action ?? ''}"; use ${APP_PASSWORD_USAGE}`);
+  }
+}
+
 function usersRequest(sub: string, args: string[]): { request: Request; json: boolean; stateDir?: string } {
+  if (sub === 'app-password') return appPasswordRequest(args);
   const { values, positionals } = parse(args, { reason: { type: 'string' }, 'release-held': { type: 'boolean', default: false }, 'delete-held': { type: 'boolean', default: false } });
   const base = { json: values.json as boolean, stateDir: values['state-dir'] as string | undefined };
   const user = () => one(positionals, 'user address');
@@ -71,7 +111,7 @@ function usersRequest(sub: string, args: string[]): { request: Request; json: bo
     case 'delete-held':
       return { ...base, request: { method: 'POST', path: `${API}/users/${user()}/held/${sub.replace('-held', '')}`, render: renderActed } };
     default:
-      throw new Usage(`unknown users command "${sub}"; use list, suspend, unsuspend, release-held or delete-held`);
+      throw new Usage(`unknown users command "${sub}"; use list, suspend, unsuspend, release-held, delete-held or app-password`);
   }
 }
 

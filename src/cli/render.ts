@@ -78,3 +78,9 @@ export function renderDkim(domains: Any[]): string {
 export function renderRecord(record: Any): string {
   return `${record.name}. 3600 IN TXT "${String(record.value).match(/.{1,255}/g)!.join('" "')}"`;
 }
+
+export function renderAppPasswords(answer: Any): string {
+  const rows = (answer.passwords as Any[]).map((p) => [p.user, p.name, p.scope, when(p.created), when(p.lastUsed)]);
+  const only = (answer.appPasswordsOnly as string[]).length > 0 ? `\nown password refused for SMTP AUTH (APP_PASSWORDS_ONLY): ${(answer.appPasswordsOnly as string[]).join(', ')}` : '';
+  return rows.length === 0 ? `no app passwords${only}` : `${table(['USER', 'NAME', 'SCOPE', 'CREATED', 'LAST USED'], rows)}${only}`;
+}

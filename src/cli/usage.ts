@@ -9,6 +9,9 @@ export const ADMIN_USAGE = `  status [--json]             this replica: daemons,
   users suspend USER --reason TEXT      holds their recent mail; they can send nothing more
   users unsuspend USER [--release-held|--delete-held]
   users release-held USER | users delete-held USER   their mail on hold, in one step
+  users app-password add USER NAME [--scope smtp|imap|both]   a new credential for one device,
+                              printed once (login name: USER); default scope both
+  users app-password list [USER] | users app-password revoke USER NAME   revoked = refused at once
   bans list | bans lift ADDRESS | bans add ADDRESS [--duration 1h] [--reason TEXT]
   dkim list                   selectors per domain and whether DNS publishes each key
   dkim rotate DOMAIN [--selector S]     a new key (printed record; it does not sign yet)

@@ -11,6 +11,7 @@ import { ensureDkimKeys, plannedDkimKeys } from './dkim-keys.ts';
 import { firstRunUsers, storedFirstRunUsers } from './first-run.ts';
 import { ensureTls } from './tls.ts';
 import { hashPassword } from './password.ts';
+import { readAppPasswords } from './app-passwords.ts';
 import { publicKeyFingerprint } from '../render/tls-policy.ts';
 
 /** The image's fixed ids for vmail (Dockerfile); used to preview a render on a host without the user. */
@@ -37,6 +38,7 @@ export async function resolveRenderInput(config: Config, mode: ResolveMode, bann
       vmail: userIds(MAILBOX_USER) ?? IMAGE_VMAIL,
       bannedClients,
       dkimKeys: plannedDkimKeys(config, paths),
+      appPasswords: readAppPasswords(paths),
     };
   }
   // At a first start these make a certificate, the first-run account and DKIM keys: side by side.
@@ -49,5 +51,5 @@ export async function resolveRenderInput(config: Config, mode: ResolveMode, bann
     config.handoff ? hashPassword(config.handoff.password, 'SHA512-CRYPT') : undefined,
   ]);
   const tls = withPublicKey(tlsFiles);
-  return { config, users, tls, vmail, bannedClients, dkimKeys, ...(authPolicy ? { authPolicy } : {}), ...(handoffHash ? { handoffHash } : {}) };
+  return { config, users, tls, vmail, bannedClients, dkimKeys, appPasswords: readAppPasswords(paths), ...(authPolicy ? { authPolicy } : {}), ...(handoffHash ? { handoffHash } : {}) };
 }

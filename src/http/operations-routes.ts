@@ -89,6 +89,21 @@ export function registerOperationRoutes(app: FastifyInstance, ops: Operations, a
     }),
   );
 
+  app.get(`${API}/app-passwords`, (_request, reply) => answer(reply, () => ops.appPasswords.list()));
+  app.get(`${API}/users/:user/app-passwords`, (request, reply) => answer(reply, () => ops.appPasswords.list((request.params as { user: string }).user)));
+  app.post(`${API}/users/:user/app-passwords`, (request, reply) =>
+    answer(reply, () => {
+      const given = body(request);
+      return ops.appPasswords.add((request.params as { user: string }).user, text(given, 'name', true)!, text(given, 'scope'), actorOf(request));
+    }),
+  );
+  app.delete(`${API}/users/:user/app-passwords/:name`, (request, reply) =>
+    answer(reply, () => {
+      const { user, name } = request.params as { user: string; name: string };
+      return ops.appPasswords.revoke(user, name, actorOf(request));
+    }),
+  );
+
   app.get(`${API}/bans`, (_request, reply) => answer(reply, () => ops.bans.list()));
   app.post(`${API}/bans`, (request, reply) =>
     answer(reply, () => {

@@ -10,6 +10,7 @@ import type { StatePaths } from '../render/paths.ts';
 import type { Readiness } from '../supervision/checks.ts';
 import type { Health } from '../supervision/supervisor.ts';
 import { AccountOperations } from './accounts.ts';
+import { AppPasswordOperations } from './app-passwords.ts';
 import { Audit } from './audit.ts';
 import { BanOperations } from './bans.ts';
 import { DkimOperations } from './dkim.ts';
@@ -37,6 +38,7 @@ export class Operations {
   readonly queue: QueueOperations;
   readonly accounts: AccountOperations;
   readonly bans: BanOperations;
+  readonly appPasswords: AppPasswordOperations;
   readonly dkim: DkimOperations;
   private readonly context: OperationsContext;
 
@@ -45,6 +47,7 @@ export class Operations {
     const audit = new Audit(context.log, context.counted);
     this.queue = new QueueOperations(context.paths, audit);
     this.accounts = new AccountOperations({ users: context.users, aliases: () => context.config().aliases }, context.defences, this.queue, audit);
+    this.appPasswords = new AppPasswordOperations({ config: context.config, users: context.users, paths: context.paths, log: context.log.child({ service: 'operations' }) }, audit);
     this.bans = new BanOperations(context.defences, context.config, audit);
     this.dkim = new DkimOperations(context.config, context.paths, context.resign, audit);
   }
@@ -56,6 +59,7 @@ export class Operations {
 
   observe(line: DaemonLogLine): void {
     this.accounts.observe(line);
+    this.appPasswords.observe(line);
   }
 
   /** Every record to publish, with what DNS answers for it. */

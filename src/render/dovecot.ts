@@ -1,10 +1,12 @@
 // Pure renderer: Config -> dovecot.conf and the passwd-file (SASL for Postfix, IMAP, LMTP delivery).
 // ROLE=relay: authentication only (SASL for Postfix); ROLE=mailbox: IMAP and LMTP over TCP from
 // the relays, no Postfix beside it.
-import type { AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
+import type { AppPassword, AuthPolicyEndpoint, RenderInput, RenderedFile } from './types.ts';
+import type { UserEntry } from '../config/values.ts';
 import { instanceName, type StatePaths } from './paths.ts';
 import { INTERMEDIATE_CIPHERS } from './tls-policy.ts';
 import { enabledListeners, LISTENERS } from '../listeners.ts';
+import { APP_PASSWORD_LOG_DEBUG, renderAppPasswordFiles, renderAppPasswordPassdbs } from './app-passwords.ts';
 
 export function renderDovecotConf(input: RenderInput, paths: StatePaths): string {
   const { config, tls, vmail } = input;
@@ -21,6 +23,7 @@ log_path = /dev/stderr
 info_log_path = /dev/stderr
 debug_log_path = /dev/stderr
 log_timestamp =
+${APP_PASSWORD_LOG_DEBUG}
 default_internal_user = dovecot
 default_login_user = dovenull
 first_valid_uid = ${vmail.uid}
@@ -45,7 +48,9 @@ auth_failure_delay = ${config.auth.failureDelaySeconds} secs
 auth_verbose = yes
 auth_verbose_passwords = no
 
-passdb {
+# App passwords first (each slot, for the asking service), then the refusal of the account's own
+# password (APP_PASSWORDS_ONLY, SMTP), then the account's own password.
+${renderAppPasswordPassdbs(paths.appPasswordDir)}passdb {
   driver = passwd-file
   args = scheme=CRYPT username_format=%Lu ${paths.passwdFile}
 }
@@ -158,8 +163,21 @@ function passwdFile({ users, handoffHash, config }: RenderInput): string {
   return [...users.map((u) => `${u.address}:${u.hash}::::::\n`), ...handoff].join('');
 }
 
+/** The app passwords of accounts that still exist: one removed from MAIL_USERS_FILE relays with none of its own. */
+export function liveAppPasswords(passwords: AppPassword[], users: UserEntry[]): AppPassword[] {
+  const live = new Set(users.map((u) => u.address));
+  return passwords.filter((p) => live.has(p.user));
+}
+
+/** APP_PASSWORDS_ONLY resolved against the rendered accounts (`*` = every one). */
+export function appPasswordsOnly(input: Pick<RenderInput, 'config' | 'users'>): string[] {
+  const only = input.config.appPasswordsOnly;
+  return only.includes('*') ? input.users.map((u) => u.address) : only;
+}
+
 export function renderDovecot(input: RenderInput, paths: StatePaths): RenderedFile[] {
   return [
+    ...renderAppPasswordFiles(paths.appPasswordDir, liveAppPasswords(input.appPasswords ?? [], input.users), appPasswordsOnly(input)),
     { path: paths.dovecotConf, content: renderDovecotConf(input, paths), mode: 0o644 },
     { path: paths.passwdFile, content: passwdFile(input), mode: 0o640, group: 'dovecot' },
     ...(input.authPolicy ? [{ path: paths.dovecotAuthPolicy, content: renderAuthPolicyConf(input.authPolicy), mode: 0o600 }] : []),

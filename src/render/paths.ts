@@ -57,6 +57,10 @@ export function statePaths(stateDir: string) {
     /** Dovecot's auth policy settings, apart because they hold the endpoint's API key (0600). */
     dovecotAuthPolicy: `${dovecot}/auth-policy.conf`,
     passwdFile: `${dovecot}/passwd`,
+    /** The app passwords' passwd-files Dovecot reads (per protocol and slot), rendered from appPasswordStore. */
+    appPasswordDir: `${dovecot}/app-passwords`,
+    /** The app passwords themselves (name, scope, dates, hash): the supervisor's record, root only. */
+    appPasswordStore: `${stateDir}/app-passwords.json`,
     dovecotBase: `${stateDir}/run`,
     dovecotState: `${stateDir}/dovecot-state`,
     authSocket: `${queue}/private/auth`,

@@ -16,6 +16,8 @@ export interface RenderInput {
   dkimKeys: DkimKey[];
   /** Dovecot's auth policy endpoint the supervisor serves on loopback (bans on IMAP), when bans are on. */
   authPolicy?: AuthPolicyEndpoint;
+  /** The accounts' app passwords (STATE_DIR/app-passwords.json), hashes only. */
+  appPasswords?: AppPassword[];
   /** ROLE=relay with HANDOFF_PEERS: the handoff account's password hash, for Dovecot's passdb. */
   handoffHash?: string;
   /**
@@ -47,4 +49,23 @@ export interface RenderedFile {
   group?: string;
   /** User that owns the file (e.g. opendkim for its keys); root when unset. */
   owner?: string;
+}
+
+export type AppPasswordScope = 'smtp' | 'imap' | 'both';
+
+/** One app password (src/render/app-passwords.ts). */
+export interface AppPassword {
+  /** The account (user@domain); the login name with this credential too. */
+  user: string;
+  /** The device or purpose, unique per account; what logs and lists show. */
+  name: string;
+  scope: AppPasswordScope;
+  /** Unix ms. */
+  created: number;
+  /** Unix ms of the last login seen with this credential; undefined = none seen. */
+  lastUsed?: number;
+  /** 1..APP_PASSWORD_SLOTS: which passdb holds it. */
+  slot: number;
+  /** Dovecot {SCHEME} hash; the secret itself is never stored. */
+  hash: string;
 }

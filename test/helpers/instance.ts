@@ -179,11 +179,18 @@ export class Instance {
     return this.exit;
   }
 
+  /** Secrets a test made while the instance ran (app passwords), checked like the configured ones. */
+  private readonly madeSecrets = new Set<string>();
+
+  rememberSecret(secret: string): void {
+    this.madeSecrets.add(secret);
+  }
+
   /** The configured secrets that must never appear in a log line or HTTP body. */
   secrets(): string[] {
     const users = (this.env.MAIL_USERS ?? '').split(/\s+/).filter(Boolean);
     const routePasswords = (this.env.RELAY_ROUTE_CREDENTIALS ?? '').split('\n').map((line) => line.slice(line.indexOf(':') + 1).trim());
-    return [PASSWORD, ...users.map((entry) => entry.slice(entry.indexOf(':') + 1)), this.env.RELAY_PASSWORD ?? '', ...routePasswords, ...this.startSecrets].filter((secret) => secret.length >= 6);
+    return [PASSWORD, ...users.map((entry) => entry.slice(entry.indexOf(':') + 1)), this.env.RELAY_PASSWORD ?? '', ...routePasswords, ...this.startSecrets, ...this.madeSecrets].filter((secret) => secret.length >= 6);
   }
 
   /** Throws when a configured password or hash shows up in what the instance printed or served. */

@@ -11,6 +11,12 @@ export const variables = {
   MAIL_ALIASES_FILE: text({ group: 'Mailboxes', description: 'Path of a file in the MAIL_ALIASES format; lines starting with # are comments. May be combined with MAIL_ALIASES; an alias in both is an error.' }).transform((path, ctx) =>
     parseAliases(path === '' ? '' : (readText(path, ctx) ?? ''), ctx),
   ),
+  APP_PASSWORDS_ONLY: text({
+    group: 'Mailboxes',
+    description:
+      'Accounts (comma or space separated addresses, or `*` for every account) whose own password is refused for SMTP AUTH: only their app passwords (`relaybox users app-password add`) relay. The own password still opens IMAP. Empty = own password and app passwords both relay.',
+    list: true,
+  }).transform((raw) => raw.split(/[\s,]+/).map((entry) => entry.trim().toLowerCase()).filter(Boolean)),
   MAILBOX_QUOTA: text({ group: 'Mailboxes', description: 'Storage quota per mailbox, e.g. `2G` or `500M`, enforced by Dovecot; mail to a full mailbox is refused at RCPT with 552 5.2.2. Empty = no quota.' }).transform((raw, ctx) =>
     raw.trim() === '' ? undefined : take(parseQuota(raw), ctx, raw),
   ),
@@ -25,6 +31,11 @@ export function check(env: Env, issue: Issue): void {
       if (seen.has(user.address)) issue(variable, `${user.address} is defined more than once; each address once across MAIL_USERS and MAIL_USERS_FILE`);
       seen.add(user.address);
     }
+  }
+  const only = env.APP_PASSWORDS_ONLY;
+  if (only.includes('*') && only.length > 1) issue('APP_PASSWORDS_ONLY', '`*` already means every account; give `*` alone or a list of addresses');
+  for (const address of only.filter((entry) => entry !== '*')) {
+    if (!seen.has(address)) issue('APP_PASSWORDS_ONLY', `${address} is not a user in MAIL_USERS or MAIL_USERS_FILE`, address);
   }
   const aliasSeen = new Set<string>();
   for (const [variable, list] of [['MAIL_ALIASES', env.MAIL_ALIASES], ['MAIL_ALIASES_FILE', env.MAIL_ALIASES_FILE]] as const) {
@@ -42,5 +53,7 @@ export function toConfig(env: Env) {
     users: [...env.MAIL_USERS, ...env.MAIL_USERS_FILE],
     aliases: [...env.MAIL_ALIASES, ...env.MAIL_ALIASES_FILE],
     mailboxQuota: env.MAILBOX_QUOTA,
+    /** Accounts whose own password is refused for SMTP AUTH (`*` = all): only app passwords relay. */
+    appPasswordsOnly: env.APP_PASSWORDS_ONLY,
   };
 }
