@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ACCEPT, CONTINUE, MilterReader, milterMacros, negotiationReply, nulStrings, replyCode, SKIP, type MilterPacket } from '../protocol/milter.ts';
 import { judgeHeaderFrom, REFUSAL_PREFIX, type HeaderFromVerdict, type SendAsTable } from './header-from.ts';
-import { UnixSocketServer } from './unix-server.ts';
+import { UnixSocketServer } from '../protocol/unix-server.ts';
 
 /** What one connection knows of the message in progress. */
 interface MessageState {

@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ProbeResult } from '../protocol/probes.ts';
-import { UnixSocketServer } from './unix-server.ts';
+import { UnixSocketServer } from '../protocol/unix-server.ts';
 
 export type PolicyRequest = Record<string, string>;
 

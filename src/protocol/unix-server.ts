@@ -1,6 +1,6 @@
 // A unix socket server in Postfix's queue directory for the services the supervisor answers itself
-// (the sending-limits policy service, the header From: milter): the socket is 0600 and owned by
-// Postfix's mail_owner, so only Postfix's processes (and root) can connect.
+// (the sending-limits policy service, the header From: milter, the SRS and MTA-STS socketmaps): the
+// socket is 0600 and owned by Postfix's mail_owner, so only Postfix's processes (and root) can connect.
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
