@@ -5,7 +5,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ProbeResult } from './probes.ts';
-import { UnixSocketServer } from './unix-server.ts';
+import { UnixSocketServer, UnixSocketService } from './unix-server.ts';
 
 export type SocketmapAnswer = { found: string } | { notFound: true } | { temporary: string };
 /** The answer for a key in one of the maps served; a throw or rejection answers TEMP. */
@@ -52,12 +52,13 @@ export interface SocketmapServerOptions {
   name: string;
 }
 
-export class SocketmapServer {
-  private readonly server: UnixSocketServer;
+export class SocketmapServer extends UnixSocketService {
+  protected readonly server: UnixSocketServer;
   private readonly options: SocketmapServerOptions;
   private readonly log: Logger;
 
   constructor(options: SocketmapServerOptions) {
+    super();
     this.options = options;
     this.log = options.log.child({ map: options.name });
     this.server = new UnixSocketServer({
@@ -68,19 +69,6 @@ export class SocketmapServer {
       serve: (socket) => this.serve(socket),
       log: this.log,
     });
-  }
-
-  start(): Promise<void> {
-    return this.server.start();
-  }
-
-  /** Listens afresh (the socket file was removed, say). */
-  restart(): Promise<void> {
-    return this.server.restart();
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   /** Answers each request of a connection in the order asked, however long each lookup takes. */

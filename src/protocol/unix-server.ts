@@ -63,3 +63,21 @@ export class UnixSocketServer {
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }
+
+/** A service answered on a UnixSocketServer: it listens, listens afresh and stops as its server does. */
+export abstract class UnixSocketService {
+  protected abstract readonly server: UnixSocketServer;
+
+  start(): Promise<void> {
+    return this.server.start();
+  }
+
+  /** Listens afresh (the socket file was removed, say); open connections keep being served. */
+  restart(): Promise<void> {
+    return this.server.restart();
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
+  }
+}

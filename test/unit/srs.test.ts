@@ -3,7 +3,7 @@
 // is outside the local domains.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
@@ -12,7 +12,7 @@ import { renderAll } from '../../src/render/index.ts';
 import { statePaths } from '../../src/render/paths.ts';
 import type { RenderInput } from '../../src/render/types.ts';
 import { Srs } from '../../src/srs/srs.ts';
-import { srsLookup, srsSecret } from '../../src/srs/service.ts';
+import { srsLookup, srsSecret, SrsService } from '../../src/srs/service.ts';
 import { netstring, parseNetstrings, SocketmapServer, socketmapQuery } from '../../src/protocol/socketmap.ts';
 
 const DAY = 86_400_000;
@@ -122,6 +122,26 @@ test('the socketmap answers pipelined async lookups in the order asked, and PERM
     assert.equal(await exchange(netstring('nokey')), netstring('PERM expected "<map> <key>"'));
   } finally {
     await server.stop();
+  }
+});
+
+test('the SRS check fails while its socket file is gone, and its recovery listens again (socketmap_restarted)', async () => {
+  const dir = mkdtempSync('/tmp/rbsrs-');
+  writeFileSync(`${dir}/key`, 'a-sixteen-plus-character-key\n');
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const service = new SrsService({ socketPath: `${dir}/srs`, secretPath: `${dir}/key`, hostname: 'mail.example.com', domains: ['example.com'], log });
+  await service.start();
+  try {
+    const check = service.check();
+    assert.equal((await check.run()).ok, true);
+    rmSync(`${dir}/srs`);
+    assert.equal((await check.run()).ok, false, 'no socket, no answer');
+    await check.recover?.();
+    assert.equal((await check.run()).ok, true);
+    assert.ok(lines.some((l) => l.event === 'socketmap_restarted' && l.map === 'srs' && l.msg === `srs lookup service listening again on ${dir}/srs`));
+  } finally {
+    await service.stop();
   }
 });
 
