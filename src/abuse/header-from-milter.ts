@@ -7,7 +7,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ACCEPT, CONTINUE, MilterReader, milterMacros, negotiationReply, nulStrings, replyCode, SKIP, type MilterPacket } from '../protocol/milter.ts';
 import { judgeHeaderFrom, REFUSAL_PREFIX, type HeaderFromVerdict, type SendAsTable } from './header-from.ts';
-import { UnixSocketServer } from './unix-server.ts';
+import { UnixSocketServer, UnixSocketService } from '../protocol/unix-server.ts';
 
 /** What one connection knows of the message in progress. */
 interface MessageState {
@@ -21,12 +21,13 @@ const fresh = (): MessageState => ({ login: '', envelope: '', fromHeaders: [] })
 /** Steps the check does not need: Postfix neither sends nor waits for them. */
 const SKIPPED = SKIP.connect | SKIP.helo | SKIP.rcpt | SKIP.data | SKIP.body | SKIP.unknown;
 
-export class HeaderFromMilter {
-  private readonly server: UnixSocketServer;
+export class HeaderFromMilter extends UnixSocketService {
+  protected readonly server: UnixSocketServer;
   private table: SendAsTable;
   private readonly log: Logger;
 
   constructor(options: { socketPath: string; owner: { uid: number; gid: number } | undefined; table: SendAsTable; log: Logger }) {
+    super();
     this.table = options.table;
     this.log = options.log;
     this.server = new UnixSocketServer({ ...options, event: 'header_from_milter', label: 'header From: milter', serve: (socket) => this.serve(socket) });
@@ -35,18 +36,6 @@ export class HeaderFromMilter {
   /** A reload: who may send as what. Messages judged from now on use it. */
   configure(table: SendAsTable): void {
     this.table = table;
-  }
-
-  start(): Promise<void> {
-    return this.server.start();
-  }
-
-  restart(): Promise<void> {
-    return this.server.restart();
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   private serve(socket: Socket): void {

@@ -6,7 +6,7 @@
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { ProbeResult } from '../protocol/probes.ts';
-import { UnixSocketServer } from './unix-server.ts';
+import { UnixSocketServer, UnixSocketService } from '../protocol/unix-server.ts';
 
 export type PolicyRequest = Record<string, string>;
 
@@ -26,28 +26,17 @@ export function parsePolicyRequest(text: string): PolicyRequest {
   return request;
 }
 
-export class PolicyService {
-  private readonly server: UnixSocketServer;
+export class PolicyService extends UnixSocketService {
+  protected readonly server: UnixSocketServer;
   private readonly decide: PolicyDecider;
   private readonly log: Logger;
 
   /** `owner`: who may connect (Postfix's mail_owner); the socket is 0600. */
   constructor(options: { socketPath: string; owner: { uid: number; gid: number } | undefined; decide: PolicyDecider; log: Logger }) {
+    super();
     this.decide = options.decide;
     this.log = options.log;
     this.server = new UnixSocketServer({ ...options, event: 'policy_service', label: 'policy service', serve: (socket) => this.serve(socket) });
-  }
-
-  start(): Promise<void> {
-    return this.server.start();
-  }
-
-  restart(): Promise<void> {
-    return this.server.restart();
-  }
-
-  stop(): Promise<void> {
-    return this.server.stop();
   }
 
   private serve(socket: Socket): void {

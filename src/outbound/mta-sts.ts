@@ -8,8 +8,8 @@ import { rootCertificates } from 'node:tls';
 import type { LookupFunction } from 'node:net';
 import type { Logger } from 'pino';
 import { askHeader, DNS_TYPES } from '../protocol/dns-probe.ts';
+import type { SocketmapAnswer } from '../protocol/socketmap.ts';
 import { parseStsPolicy, postfixPolicy, stsRecordId, type StsPolicy } from './policy.ts';
-import type { SocketmapAnswer } from './socketmap.ts';
 
 const MAX_POLICY_BYTES = 64 * 1024;
 const FETCH_TIMEOUT_MS = 10_000;

@@ -7,8 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { userIds } from '../host/accounts.ts';
+import { probeSocketmap, SocketmapServer } from '../protocol/socketmap.ts';
 import type { ServiceCheck } from '../supervision/checks.ts';
-import { probeSocketmap, SocketmapServer } from './socketmap.ts';
 import { Srs } from './srs.ts';
 
 /** The key from its file (first line, as postsrsd reads it), made on first use. */
@@ -38,7 +38,17 @@ export class SrsService {
   constructor(options: { socketPath: string; secretPath: string; hostname: string; domains: string[]; log: Logger }) {
     const srs = new Srs({ secret: srsSecret(options.secretPath), domain: options.hostname });
     this.socketPath = options.socketPath;
-    this.server = new SocketmapServer({ socketPath: options.socketPath, owner: userIds('postfix'), lookup: srsLookup(srs, options.domains), log: options.log, name: 'srs' });
+    const lookup = srsLookup(srs, options.domains);
+    this.server = new SocketmapServer({
+      socketPath: options.socketPath,
+      owner: userIds('postfix'),
+      lookup: (map, key) => {
+        const value = lookup(map, key);
+        return value === undefined ? { notFound: true } : { found: value };
+      },
+      log: options.log,
+      name: 'srs',
+    });
   }
 
   start(): Promise<void> {

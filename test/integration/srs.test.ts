@@ -13,7 +13,7 @@ import { DOMAIN, freePort, hashOf, HOSTNAME, Instance, PASSWORD, waitFor } from 
 import { SmtpClient, message } from '../helpers/smtp.ts';
 import { TestCa } from '../helpers/test-ca.ts';
 import { Upstream } from '../helpers/upstream.ts';
-import { socketmapQuery } from '../../src/srs/socketmap.ts';
+import { socketmapQuery } from '../../src/protocol/socketmap.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const DAN = 'dan@partner.example';

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { matchList, parseStsPolicy, postfixPolicy, stsRecordId } from '../../src/outbound/policy.ts';
-import { netstring, takeNetstrings } from '../../src/outbound/socketmap.ts';
+import { netstring, parseNetstrings } from '../../src/protocol/socketmap.ts';
 
 test('the _mta-sts TXT record: exactly one v=STSv1 record with an id', () => {
   assert.equal(stsRecordId([['v=STSv1; id=20260101T000000']]), '20260101T000000');
@@ -38,11 +38,11 @@ test('the policy file: version, mode, mx, max_age; bad files named', () => {
 test('socketmap netstrings: several per chunk, split across chunks, broken framing refused', () => {
   assert.equal(netstring('OK dane'), '7:OK dane,');
   assert.equal(netstring('NOTFOUND '), '9:NOTFOUND ,');
-  const two = takeNetstrings(Buffer.from('19:postfix example.com,20:postfix .example.c'));
+  const two = parseNetstrings(Buffer.from('19:postfix example.com,20:postfix .example.c'));
   assert.deepEqual(two?.items, ['postfix example.com']);
   assert.equal(two?.rest.toString(), '20:postfix .example.c');
-  assert.deepEqual(takeNetstrings(Buffer.concat([two!.rest, Buffer.from('om,')]))?.items, ['postfix .example.com']);
-  assert.equal(takeNetstrings(Buffer.from('5:hello;')), undefined, 'no comma after the data');
-  assert.equal(takeNetstrings(Buffer.from('x5:hello,')), undefined, 'not a length');
-  assert.equal(takeNetstrings(Buffer.from('99999999:')), undefined, 'too long');
+  assert.deepEqual(parseNetstrings(Buffer.concat([two!.rest, Buffer.from('om,')]))?.items, ['postfix .example.com']);
+  assert.equal(parseNetstrings(Buffer.from('5:hello;')), undefined, 'no comma after the data');
+  assert.equal(parseNetstrings(Buffer.from('x5:hello,')), undefined, 'not a length');
+  assert.equal(parseNetstrings(Buffer.from('99999999:')), undefined, 'too long');
 });

@@ -3,7 +3,8 @@
 // is outside the local domains.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import pino from 'pino';
 import { loadConfig } from '../../src/config/load.ts';
 import { renderMainCf, renderMasterCf } from '../../src/render/postfix.ts';
@@ -11,8 +12,8 @@ import { renderAll } from '../../src/render/index.ts';
 import { statePaths } from '../../src/render/paths.ts';
 import type { RenderInput } from '../../src/render/types.ts';
 import { Srs } from '../../src/srs/srs.ts';
-import { srsLookup, srsSecret } from '../../src/srs/service.ts';
-import { parseNetstrings, SocketmapServer, socketmapQuery } from '../../src/srs/socketmap.ts';
+import { srsLookup, srsSecret, SrsService } from '../../src/srs/service.ts';
+import { netstring, parseNetstrings, SocketmapServer, socketmapQuery } from '../../src/protocol/socketmap.ts';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 2);
@@ -78,7 +79,7 @@ test('the socketmap answers OK, NOTFOUND and TEMP over its socket', async () => 
     owner: undefined,
     lookup: (map, key) => {
       if (key === 'boom') throw new Error('boom');
-      return map === 'm' && key === 'k' ? 'v' : undefined;
+      return map === 'm' && key === 'k' ? { found: 'v' } : { notFound: true };
     },
     log: pino({ level: 'silent' }),
     name: 'test',
@@ -90,6 +91,57 @@ test('the socketmap answers OK, NOTFOUND and TEMP over its socket', async () => 
     assert.equal(await socketmapQuery(`${dir}/map`, 'm', 'boom'), 'TEMP lookup failed');
   } finally {
     await server.stop();
+  }
+});
+
+test('the socketmap answers pipelined async lookups in the order asked, and PERM to broken framing', async () => {
+  const dir = mkdtempSync('/tmp/rbsrs-');
+  const server = new SocketmapServer({
+    socketPath: `${dir}/map`,
+    owner: undefined,
+    lookup: async (_map, key) => {
+      if (key === 'slow') await new Promise((resolve) => setTimeout(resolve, 100));
+      return { found: key };
+    },
+    log: pino({ level: 'silent' }),
+    name: 'test',
+  });
+  await server.start();
+  const exchange = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(`${dir}/map`, () => socket.write(request));
+      let answer = '';
+      socket.on('data', (chunk) => (answer += chunk.toString()));
+      socket.on('end', () => resolve(answer));
+      socket.on('error', reject);
+      setTimeout(() => socket.end(), 400);
+    });
+  try {
+    assert.equal(await exchange(`${netstring('m slow')}${netstring('m fast')}`), `${netstring('OK slow')}${netstring('OK fast')}`);
+    assert.equal(await exchange(`${netstring('m slow')}x:abc,`), `${netstring('PERM malformed request')}`, 'the broken request refused, the connection closed');
+    assert.equal(await exchange(netstring('nokey')), netstring('PERM expected "<map> <key>"'));
+  } finally {
+    await server.stop();
+  }
+});
+
+test('the SRS check fails while its socket file is gone, and its recovery listens again (socketmap_restarted)', async () => {
+  const dir = mkdtempSync('/tmp/rbsrs-');
+  writeFileSync(`${dir}/key`, 'a-sixteen-plus-character-key\n');
+  const lines: Array<Record<string, unknown>> = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const service = new SrsService({ socketPath: `${dir}/srs`, secretPath: `${dir}/key`, hostname: 'mail.example.com', domains: ['example.com'], log });
+  await service.start();
+  try {
+    const check = service.check();
+    assert.equal((await check.run()).ok, true);
+    rmSync(`${dir}/srs`);
+    assert.equal((await check.run()).ok, false, 'no socket, no answer');
+    await check.recover?.();
+    assert.equal((await check.run()).ok, true);
+    assert.ok(lines.some((l) => l.event === 'socketmap_restarted' && l.map === 'srs' && l.msg === `srs lookup service listening again on ${dir}/srs`));
+  } finally {
+    await service.stop();
   }
 });
 

@@ -1,6 +1,6 @@
 // A unix socket server in Postfix's queue directory for the services the supervisor answers itself
-// (the sending-limits policy service, the header From: milter): the socket is 0600 and owned by
-// Postfix's mail_owner, so only Postfix's processes (and root) can connect.
+// (the sending-limits policy service, the header From: milter, the SRS and MTA-STS socketmaps): the
+// socket is 0600 and owned by Postfix's mail_owner, so only Postfix's processes (and root) can connect.
 import { chmodSync, chownSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -61,5 +61,23 @@ export class UnixSocketServer {
     this.server = undefined;
     for (const socket of this.connections) socket.destroy();
     if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+/** A service answered on a UnixSocketServer: it listens, listens afresh and stops as its server does. */
+export abstract class UnixSocketService {
+  protected abstract readonly server: UnixSocketServer;
+
+  start(): Promise<void> {
+    return this.server.start();
+  }
+
+  /** Listens afresh (the socket file was removed, say); open connections keep being served. */
+  restart(): Promise<void> {
+    return this.server.restart();
+  }
+
+  stop(): Promise<void> {
+    return this.server.stop();
   }
 }
