@@ -155,9 +155,13 @@ describe('content filter on port 25', () => {
     assert.match(upstream, /^DKIM-Signature: .*d=relaybox\.test/m);
     assert.doesNotMatch(upstream, /^(X-Spam|X-Spamd-Result|X-Spam-Status|Authentication-Results):/im);
     assert.ok(!box.logs().some((l) => l.service === 'rspamd' && String(l.msg).includes('<trusted-relay-')), 'rspamd scanned mail from TRUSTED_NETWORKS');
-    const refused = await inbound(box, `alice@${DOMAIN}`, message(`alice@${DOMAIN}`, 'x@remote.example', 'untrusted-relay'), UNTRUSTED, 'x@remote.example');
+    const refused = await inbound(box, 'someone@outside.example', message('someone@outside.example', 'x@remote.example', 'untrusted-relay'), UNTRUSTED, 'x@remote.example');
     assert.equal(refused.code, 554, refused.text);
     assert.match(refused.text, /Relay access denied/);
+    // The trusted client's own sender, from elsewhere: refused at MAIL (README "Mail correctness").
+    const local = await inbound(box, `alice@${DOMAIN}`, message(`alice@${DOMAIN}`, 'x@remote.example', 'untrusted-relay'), UNTRUSTED, 'x@remote.example');
+    assert.equal(local.code, 550, local.text);
+    assert.match(local.text, /5\.7\.1 .*must authenticate/);
     assert.ok(!box.sink.messages().some((m) => m.includes('Subject: untrusted-relay')));
   });
 
