@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { DOMAIN, HOSTNAME, Instance, PASSWORD, waitFor } from '../helpers/instance.ts';
-import { SmtpClient, message } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated, message } from '../helpers/smtp.ts';
 import { msmtpSend } from '../helpers/msmtp.ts';
 
 /** Not one of the instance's own addresses (BIND_ADDRESS=127.0.0.1): Postfix treats it as a remote client. */
@@ -25,10 +25,9 @@ async function session(port: number, localAddress = REMOTE) {
   return client;
 }
 
-async function submitter(box: Instance, port = box.ports.submission) {
-  const client = await session(port);
-  assert.equal((await client.starttls({ rejectUnauthorized: false })).code, 250);
-  assert.equal((await client.authPlain(`alice@${DOMAIN}`, PASSWORD)).code, 235);
+async function submitter(box: Instance) {
+  const { client, auth } = await authenticated(box.ports, `alice@${DOMAIN}`, { localAddress: REMOTE });
+  assert.equal(auth.code, 235, auth.text);
   return client;
 }
 

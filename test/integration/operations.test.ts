@@ -7,24 +7,15 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DOMAIN, Instance, PASSWORD, runCli, waitFor } from '../helpers/instance.ts';
 import { counter, gauge, scrape } from '../helpers/metrics.ts';
-import { SmtpClient, message } from '../helpers/smtp.ts';
+import { SmtpClient, authenticated, submit as submitAs } from '../helpers/smtp.ts';
 import { ImapSession } from '../../src/protocol/session.ts';
 
 const ALICE = `alice@${DOMAIN}`;
 const BOB = `bob@${DOMAIN}`;
 const ATTACKER = '127.0.0.2';
 
-async function submit(box: Instance, user: string, to: string, subject: string) {
-  const { client } = await SmtpClient.connect(box.ports.submission);
-  try {
-    await client.ehlo();
-    await client.starttls();
-    assert.equal((await client.authPlain(user, PASSWORD)).code, 235);
-    return (await client.send(user, [to], message(user, to, subject))).final;
-  } finally {
-    await client.quit();
-  }
-}
+/** One message submitted on 587 as `user` (helpers/smtp.ts). */
+const submit = (box: Instance, user: string, to: string, subject: string) => submitAs(box.ports, user, [to], subject);
 
 async function cli(box: Instance, args: string[]) {
   const result = await runCli(args, box.env);
@@ -130,14 +121,9 @@ describe('operations: queue, bans and accounts from the CLI', () => {
 
   test('a ban lifted lets the address log in again on SMTP and on IMAP', async () => {
     const failures = await Promise.all(Array.from({ length: 3 }, async () => {
-      const { client } = await SmtpClient.connect(box.ports.submission, { localAddress: ATTACKER, timeoutMs: 30_000 });
-      try {
-        await client.ehlo();
-        await client.starttls();
-        return (await client.authPlain(ALICE, 'wrong password')).code;
-      } finally {
-        client.destroy();
-      }
+      const { client, auth } = await authenticated(box.ports, ALICE, { password: 'wrong password', localAddress: ATTACKER, timeoutMs: 30_000 });
+      client.destroy();
+      return auth.code;
     }));
     assert.deepEqual(failures, [535, 535, 535]);
     const bans = await waitFor('the ban listed', 10_000, async () => {

@@ -104,14 +104,9 @@ describe('relay replicas, a mailbox replica and Redis', () => {
     const [first, ...others] = topology.relays as [Instance, ...Instance[]];
     const failures = await Promise.all(
       Array.from({ length: 3 }, async () => {
-        const { client } = await SmtpClient.connect(first.ports.submission, { localAddress: ATTACKER, timeoutMs: 30_000 });
-        try {
-          await client.ehlo();
-          await client.starttls();
-          return (await client.authPlain(ALICE, 'wrong password')).code;
-        } finally {
-          client.destroy();
-        }
+        const { client, auth } = await authenticated(first.ports, ALICE, { password: 'wrong password', localAddress: ATTACKER, timeoutMs: 30_000 });
+        client.destroy();
+        return auth.code;
       }),
     );
     assert.deepEqual(failures, [535, 535, 535]);
