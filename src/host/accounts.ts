@@ -4,12 +4,10 @@ import { command } from './command.ts';
 
 export const MAILBOX_USER = 'vmail';
 
+const rows = (file: string) => readFileSync(file, 'utf8').split('\n').map((line) => line.split(':'));
+
 function lookup(file: string, name: string): number[] | undefined {
-  const row = readFileSync(file, 'utf8')
-    .split('\n')
-    .map((line) => line.split(':'))
-    .find((fields) => fields[0] === name);
-  return row?.slice(2, 4).map(Number);
+  return rows(file).find((fields) => fields[0] === name)?.slice(2, 4).map(Number);
 }
 
 export function userIds(name: string): { uid: number; gid: number } | undefined {
@@ -19,6 +17,14 @@ export function userIds(name: string): { uid: number; gid: number } | undefined 
 
 export function groupId(name: string): number | undefined {
   return lookup('/etc/group', name)?.[0];
+}
+
+/** A user's uid and every group it is in (primary and supplementary); undefined when it does not exist. */
+export function userGroups(name: string): { uid: number; gids: Set<number> } | undefined {
+  const ids = userIds(name);
+  if (!ids) return undefined;
+  const supplementary = rows('/etc/group').filter((fields) => (fields[3] ?? '').split(',').includes(name)).map((fields) => Number(fields[2]));
+  return { uid: ids.uid, gids: new Set([ids.gid, ...supplementary]) };
 }
 
 /** The unprivileged owner of the mailboxes; created on a host that lacks it (the image has it). */

@@ -1,9 +1,10 @@
 // What is checked on the host before any daemon starts, beside the ports: every daemon user can
 // reach STATE_DIR, and TRUSTED_NETWORKS does not trust the container's gateway.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { defaultGateways, trustedGateways } from '../config/networks.ts';
+import { MAILBOX_USER, userGroups } from './accounts.ts';
 
 export interface HostProblem {
   event: 'state_dir_unreachable' | 'trusted_gateway';
@@ -11,7 +12,7 @@ export interface HostProblem {
 }
 
 /** The users the daemons drop to; each must be able to enter every directory above STATE_DIR. */
-const DAEMON_USERS = ['postfix', 'dovecot', 'dovenull', 'vmail', 'opendkim', '_rspamd'];
+const DAEMON_USERS = ['postfix', 'dovecot', 'dovenull', MAILBOX_USER, 'opendkim', '_rspamd'];
 
 interface Account {
   name: string;
@@ -19,24 +20,12 @@ interface Account {
   gids: Set<number>;
 }
 
-function readLines(file: string): string[][] {
-  try {
-    return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => line.split(':'));
-  } catch {
-    return [];
-  }
-}
-
 /** The daemon users that exist here, with their primary and supplementary groups. */
-function daemonAccounts(passwd = '/etc/passwd', group = '/etc/group'): Account[] {
-  const groups = readLines(group);
-  return readLines(passwd)
-    .filter(([name]) => DAEMON_USERS.includes(name!))
-    .map(([name, , uid, gid]) => ({
-      name: name!,
-      uid: Number(uid),
-      gids: new Set([Number(gid), ...groups.filter((g) => (g[3] ?? '').split(',').includes(name!)).map((g) => Number(g[2]))]),
-    }));
+function daemonAccounts(): Account[] {
+  return DAEMON_USERS.flatMap((name) => {
+    const account = userGroups(name);
+    return account ? [{ name, ...account }] : [];
+  });
 }
 
 /** Whether `account` may search (enter) a directory with this mode and owner. */
