@@ -8,8 +8,9 @@ say() { printf 'relaybox-test: %s\n' "$*"; }
 
 packages=(postfix dovecot-core msmtp dovecot-imapd dovecot-lmtpd libsasl2-modules opendkim rspamd redis-server unbound dns-root-data knot ldnsutils openssl ca-certificates tini debootstrap docker.io docker-compose chromium prometheus)
 missing=()
-# Independent clients of the header and signature tests (swaks for SMTP, dkimpy for DKIM).
-packages+=(swaks python3-dkim)
+# Independent clients of the header and signature tests (swaks for SMTP, with the Perl TLS modules it
+# needs for STARTTLS and client certificates; dkimpy for DKIM); postsrsd, the SRS test's peer.
+packages+=(swaks libnet-ssleay-perl libio-socket-ssl-perl python3-dkim postsrsd)
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
 done
@@ -23,7 +24,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   # On a machine with systemd the packages start their own system daemons; the tests run their own.
   if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
-    for service in dovecot opendkim rspamd redis-server unbound knot; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
+    for service in dovecot opendkim rspamd redis-server unbound knot postsrsd; do systemctl disable --now "$service" >/dev/null 2>&1 || true; done
   fi
 fi
 
