@@ -19,7 +19,9 @@ import type { ServiceCheck } from '../supervision/checks.ts';
 import { defaultGateways, GatewayWatch, neverBanned } from './addresses.ts';
 import { AuthPolicyServer, probeAuthPolicy } from './auth-policy.ts';
 import { AuthBans } from './bans.ts';
-import { PolicyService, probePolicyService, sendingPolicy } from './policy-service.ts';
+import { PolicyService, probePolicyService, type PolicyDecider, type PolicyRequest } from './policy-service.ts';
+import { sendingPolicy } from './sending-policy.ts';
+import { certificateRules, judgeRelay, type CertificateRules } from './client-certs.ts';
 import { SendLimits, type LimitName } from './send-limits.ts';
 import type { RedisStore } from './redis-store.ts';
 import { FileStore, type AbuseStore } from './store.ts';
@@ -57,6 +59,9 @@ export class AbuseDefences {
   private readonly policy: PolicyService | undefined;
   private readonly authPolicy: AuthPolicyServer | undefined;
   private readonly headerFrom: HeaderFromMilter | undefined;
+  private certificates: CertificateRules | undefined;
+  /** The message (Postfix's policy `instance`) whose relay by certificate was last logged. */
+  private certificateLogged = '';
   private readonly paths: StatePaths;
   private readonly log: Logger;
   authPolicyEndpoint: AuthPolicyEndpoint | undefined;
@@ -77,12 +82,32 @@ export class AbuseDefences {
     this.doubleBounces = new DoubleBounceWatch(config.postmaster === undefined, log);
     this.bans = new AuthBans(config.auth.ban, hooks.putBansInForce, log, { store: this.store, exempt: neverBanned(config.banExempt), isGateway: (address) => this.gateways.isGateway(address) });
     if (config.auth.ban.threshold > 0) this.authPolicy = new AuthPolicyServer((address) => this.bans.isBanned(address), log);
-    if (sendingLimitsOn(config)) {
-      this.sending = new SendLimits(config.sending, users, this.store, { log, hold: (ids) => holdQueued(paths, ids), limited: hooks.rateLimited });
-      this.policy = new PolicyService({ socketPath: paths.policySocket, owner: userIds('postfix'), decide: sendingPolicy((request) => this.sending!.decide(request)), log });
-    }
+    if (sendingLimitsOn(config)) this.sending = new SendLimits(config.sending, users, this.store, { log, hold: (ids) => holdQueued(paths, ids), limited: hooks.rateLimited });
+    if (config.clientCerts) this.certificates = certificateRules(config.clientCerts, users, sendersOf(config, users));
+    if (this.sending || this.certificates) this.policy = new PolicyService({ socketPath: paths.policySocket, owner: userIds('postfix'), decide: this.policyDecider(), log });
     // The submission ports (every role but mailbox) check the header From: against the login.
     if (config.role !== 'mailbox') this.headerFrom = new HeaderFromMilter({ socketPath: paths.headerFromMilterSocket, owner: userIds('postfix'), table: sendersOf(config, users), log });
+  }
+
+  /** RCPT: relay by client certificate (render/postfix/client-certs.ts); DATA: the sending limits. */
+  private policyDecider(): PolicyDecider {
+    const limits = this.sending ? sendingPolicy((request) => this.sending!.decide(request)) : undefined;
+    return async (request) => {
+      if (request.protocol_state === 'RCPT') return this.certificates ? this.relayByCertificate(this.certificates, request) : 'DUNNO';
+      return limits ? limits(request) : 'DUNNO';
+    };
+  }
+
+  private relayByCertificate(rules: CertificateRules, request: PolicyRequest): string {
+    const verdict = judgeRelay(rules, request);
+    const context = { account: verdict.account, client: request.client_address, fingerprint: request.ccert_fingerprint || undefined, sender: request.sender };
+    if (verdict.refused) {
+      this.log.warn({ event: 'client_certificate_refused', ...context, reason: verdict.refused }, `refused mail by client certificate: ${verdict.refused} (${verdict.account})`);
+    } else if (verdict.action === 'OK' && request.instance !== this.certificateLogged) {
+      this.certificateLogged = request.instance ?? '';
+      this.log.info({ event: 'client_certificate_relay', ...context }, `relaying for ${verdict.account} by client certificate`);
+    }
+    return verdict.action;
   }
 
   /** Before the daemons' files are rendered: bans from the last run, and Dovecot's auth policy endpoint. */
@@ -152,6 +177,7 @@ export class AbuseDefences {
   /** A reload: new limits, users whose password changed are no longer suspended, new send-as rights. */
   async reconfigure(config: Config, users: UserEntry[]): Promise<void> {
     this.headerFrom?.configure(sendersOf(config, users));
+    if (config.clientCerts && this.certificates) this.certificates = certificateRules(config.clientCerts, users, sendersOf(config, users));
     this.doubleBounces.discarding = config.postmaster === undefined;
     await this.sending?.configure(config.sending, users);
   }

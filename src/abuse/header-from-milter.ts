@@ -68,7 +68,9 @@ export class HeaderFromMilter extends UnixSocketService {
         return negotiationReply(data, SKIPPED);
       case 'D': {
         const { stage, values } = milterMacros(data);
-        if (stage === 'M') state.login = values.get('auth_authen') ?? '';
+        // A client certificate's account (CLIENT_CA_FILE) when there is no login: Postfix sets
+        // {cert_subject} only for a verified certificate, which the relay check judged at RCPT.
+        if (stage === 'M') state.login = values.get('auth_authen') || (values.get('cert_subject') ?? '').toLowerCase();
         return undefined;
       }
       case 'M':

@@ -99,13 +99,3 @@ export function probePolicyService(socketPath: string, timeoutMs = 2000): Promis
     socket.on('close', () => finish(`closed after ${JSON.stringify(received.slice(0, 80))}`));
   });
 }
-
-/** The policy: per-user sending limits at DATA on the submission ports; everything else passes. */
-export function sendingPolicy(decide: (request: { user: string; recipients: number; queueId: string }) => Promise<{ verdict: string; reply?: string }>): PolicyDecider {
-  return async (request) => {
-    const user = request.sasl_username ?? '';
-    if (request.protocol_state !== 'DATA' || user === '') return 'DUNNO';
-    const decision = await decide({ user, recipients: Number(request.recipient_count ?? 0) || 1, queueId: request.queue_id ?? '' });
-    return decision.verdict === 'accept' ? 'DUNNO' : (decision.reply ?? UNAVAILABLE_ACTION);
-  };
-}

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import type { Issue } from './areas/area.ts';
 import * as access from './areas/access.ts';
+import * as clientCerts from './areas/client-certs.ts';
 import * as admin from './areas/admin.ts';
 import * as dkim from './areas/dkim.ts';
 import * as direct from './areas/direct.ts';
@@ -28,6 +29,7 @@ export const envVariables = z.object({
   ...routes.variables,
   ...direct.variables,
   ...access.variables,
+  ...clientCerts.variables,
   ...dkim.variables,
   ...filter.variables,
   ...host.variables,
@@ -47,6 +49,7 @@ export const envSchema = envVariables
     direct.check(env, issue);
     sending.check(env, issue);
     access.check(env, issue);
+    clientCerts.check(env, issue);
     dkim.check(env, issue);
     filter.check(env, issue);
     host.check(env, issue);
@@ -62,6 +65,7 @@ export const envSchema = envVariables
       ...routes.toConfig(env),
       ...direct.toConfig(env),
       ...access.toConfig(env),
+      ...clientCerts.toConfig(env),
       ...dkim.toConfig(env),
       ...filter.toConfig(env),
       ...host.toConfig(env),

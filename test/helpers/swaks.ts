@@ -9,9 +9,14 @@ export interface SwaksResult {
   transcript: string;
 }
 
-/** Sends `data` on a submission port (STARTTLS, or implicit TLS on 465); `from: ''` is MAIL FROM:<>. */
-export function swaks(options: { port: number; user: string; password: string; from: string; to: string; data: string; implicitTls?: boolean }): Promise<SwaksResult> {
-  const args = ['--server', `127.0.0.1:${options.port}`, options.implicitTls ? '--tls-on-connect' : '--tls', '--auth', 'PLAIN', '--auth-user', options.user, '--auth-password', options.password, '--from', options.from === '' ? '<>' : options.from, '--to', options.to, '--data', '-', '--helo', 'client.example', '--timeout', '30'];
+/**
+ * Sends `data` on a submission port (STARTTLS, or implicit TLS on 465); `from: ''` is MAIL FROM:<>.
+ * AUTH PLAIN when `user` is given; `certificate` is presented as the TLS client certificate.
+ */
+export function swaks(options: { port: number; user?: string; password?: string; certificate?: { cert: string; key: string }; from: string; to: string; data: string; implicitTls?: boolean }): Promise<SwaksResult> {
+  const auth = options.user ? ['--auth', 'PLAIN', '--auth-user', options.user, '--auth-password', options.password ?? ''] : [];
+  const certificate = options.certificate ? ['--tls-cert', options.certificate.cert, '--tls-key', options.certificate.key] : [];
+  const args = ['--server', `127.0.0.1:${options.port}`, options.implicitTls ? '--tls-on-connect' : '--tls', ...certificate, ...auth, '--from', options.from === '' ? '<>' : options.from, '--to', options.to, '--data', '-', '--helo', 'client.example', '--timeout', '30'];
   return new Promise((resolve) => {
     const child = execFile('swaks', args, { encoding: 'utf8' }, (error, stdout, stderr) => {
       const transcript = `${stdout}${stderr}`;

@@ -35,6 +35,15 @@ export class TestCa {
     return { cert: `${base}.pem`, key: `${base}.key` };
   }
 
+  /** A client certificate signed by this CA whose subject CN is `commonName` (an account's address). */
+  client(commonName: string): KeyPair {
+    const base = `${this.dir}/client-${this.serial++}`;
+    writeFileSync(`${base}.ext`, 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+    openssl(['req', ...EC_KEY, '-keyout', `${base}.key`, '-out', `${base}.csr`, '-subj', `/CN=${commonName}`]);
+    openssl(['x509', '-req', '-in', `${base}.csr`, '-CA', this.cert, '-CAkey', this.key, '-set_serial', String(this.serial * 1000 + Date.now() % 1000), '-days', '2', '-extfile', `${base}.ext`, '-out', `${base}.pem`]);
+    return { cert: `${base}.pem`, key: `${base}.key` };
+  }
+
   /** A self-signed certificate for the given names: right names, nobody vouches for it. */
   selfSigned(...names: string[]): KeyPair {
     const base = `${this.dir}/self-${this.serial++}`;

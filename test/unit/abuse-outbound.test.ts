@@ -8,7 +8,8 @@ import { pino } from 'pino';
 import { AddressSet, defaultGateways, GatewayWatch, neverBanned, trustedGateways } from '../../src/abuse/addresses.ts';
 import { AuthPolicyServer, probeAuthPolicy } from '../../src/abuse/auth-policy.ts';
 import { AuthBans } from '../../src/abuse/bans.ts';
-import { PolicyService, probePolicyService, sendingPolicy } from '../../src/abuse/policy-service.ts';
+import { PolicyService, probePolicyService } from '../../src/abuse/policy-service.ts';
+import { sendingPolicy } from '../../src/abuse/sending-policy.ts';
 import { COUNTER_WRITE_MS, FileStore } from '../../src/abuse/store.ts';
 import { deferralReason } from '../../src/metrics/metrics.ts';
 

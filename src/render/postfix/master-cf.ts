@@ -8,6 +8,7 @@ import { privacyCleanupOptions, privacyListenerOptions, SUBMISSION_CLEANUP } fro
 import { milterOptions } from './milters.ts';
 import { handoffListenerOptions, handoffRefusal } from './replicas.ts';
 import { IMPLICIT_TLS_TRANSPORT, implicitTlsUsed } from './upstream.ts';
+import { certificateRelayCheck, clientCertOptions, POLICY_SERVICE, senderLoginCheck } from './client-certs.ts';
 import { INBOUND_CLEANUP, inboundCleanupServiceOptions, inboundListenerOptions, srsOn } from './srs.ts';
 
 /**
@@ -27,8 +28,6 @@ export function quotaCheck(config: RenderInput['config']): string[] {
   return config.mailboxQuota ? ['check_policy_service unix:private/quota-status'] : [];
 }
 
-/** The supervisor's policy service (abuse/policy-service.ts), relative to the queue directory (= paths.policySocket). */
-export const SENDING_POLICY_SERVICE = 'private/relaybox-policy';
 
 /** Per-user sending limits are on when any limit is (a suspension needs a limit to be reached); not on a mailbox replica (no submission). */
 export function sendingLimitsOn(config: RenderInput['config']): boolean {
@@ -42,7 +41,7 @@ export function sendingLimitsOn(config: RenderInput['config']): boolean {
  * 3 s costs the client a temporary error, never acceptance (Postfix tries twice, 1 s apart).
  */
 export function policySettings({ config }: RenderInput): Setting[] {
-  if (!sendingLimitsOn(config)) return [];
+  if (!sendingLimitsOn(config) && !config.clientCerts) return [];
   return [
     ['smtpd_policy_service_timeout', '3s'],
     ['smtpd_policy_service_default_action', '451 4.3.5 A policy service is unavailable; try again later'],
@@ -51,7 +50,7 @@ export function policySettings({ config }: RenderInput): Setting[] {
 
 /** At DATA the recipients are known and the body not yet sent: the per-user limits decide there. */
 function dataRestrictions(config: RenderInput['config']): string {
-  return ['reject_unauth_pipelining', ...(sendingLimitsOn(config) ? [`check_policy_service,unix:${SENDING_POLICY_SERVICE}`] : [])].join(',');
+  return ['reject_unauth_pipelining', ...(sendingLimitsOn(config) ? [`check_policy_service,unix:${POLICY_SERVICE}`] : [])].join(',');
 }
 
 // Submission (587 STARTTLS, 465 implicit TLS): authenticated users only, each sending as themselves.
@@ -61,9 +60,10 @@ const submissionOptions = (config: RenderInput['config'], paths: StatePaths) => 
   'smtpd_tls_auth_only=yes',
   'smtpd_helo_restrictions=',
   `smtpd_sender_restrictions=${[asciiCheck('sender', paths), 'reject_non_fqdn_sender'].join(',').replaceAll(' ', ',')}`,
-  `smtpd_relay_restrictions=${[...handoffRefusal(config, paths), 'permit_sasl_authenticated', 'reject'].join(',')}`,
+  ...clientCertOptions(config),
+  `smtpd_relay_restrictions=${[...handoffRefusal(config, paths), ...certificateRelayCheck(config), 'permit_sasl_authenticated', 'reject'].join(',')}`,
   // After the relay check, so an unauthenticated client gets 554 5.7.1 whatever sender it claims.
-  `smtpd_recipient_restrictions=${[asciiCheck('recipient', paths), 'reject_non_fqdn_recipient', 'reject_sender_login_mismatch', 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
+  `smtpd_recipient_restrictions=${[asciiCheck('recipient', paths), 'reject_non_fqdn_recipient', senderLoginCheck(config), 'reject_unlisted_recipient', ...quotaCheck(config)].join(',').replaceAll(' ', ',')}`,
   `smtpd_data_restrictions=${dataRestrictions(config)}`,
   'milter_macro_daemon_name=ORIGINATING',
 ];

@@ -4,6 +4,7 @@
 import { inChroot, type StatePaths } from '../paths.ts';
 import type { RenderInput, RenderedFile } from '../types.ts';
 import { HEADER, type Setting } from './format.ts';
+import { CERTIFICATE_MILTER_MACROS } from './client-certs.ts';
 
 const signer = (paths: StatePaths) => `unix:${inChroot(paths, paths.opendkimSocket)}`;
 /** The header From: check (abuse/header-from-milter.ts): first, so a message it refuses is never signed. */
@@ -14,6 +15,7 @@ export function milterSettings({ config }: RenderInput, paths: StatePaths): Sett
   return [
     ['milter_default_action', 'tempfail'],
     ['milter_protocol', 6],
+    ...(config.clientCerts ? ([['milter_mail_macros', CERTIFICATE_MILTER_MACROS]] as Setting[]) : []),
     // What relaybox generates itself (bounces, delay notices, postmaster notices) is signed too.
     ...(config.dkim ? ([['non_smtpd_milters', signer(paths)], ['internal_mail_filter_classes', 'bounce, notify']] as Setting[]) : []),
     // Nothing else reaches the signer without SMTP: no local user may inject mail with sendmail.
